@@ -1,0 +1,1 @@
+"""caddis_admin: the admin service of caddis."""

@@ -1,0 +1,1 @@
+"""caddis_datacatalog: the datacatalog service of caddis."""

@@ -1,0 +1,1 @@
+"""caddis_propeller: the propeller service of caddis."""

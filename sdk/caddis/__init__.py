@@ -1,0 +1,1 @@
+"""caddis: typed, versioned, memoized workflows for data and machine learning."""
