@@ -51,7 +51,7 @@ def postgres_available() -> None:
     """Skip (or fail under CI) when the PostgreSQL server cannot be reached."""
     try:
         _postgres_connect().close()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:  # any failure means "not reachable"
         reason = f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable: {exc}"
         if in_ci():
             pytest.fail(reason)

@@ -38,7 +38,7 @@ def wait_until(
             if value:
                 return value
             last_error = None
-        except Exception as exc:  # noqa: BLE001 - "not yet" until the deadline
+        except Exception as exc:  # "not yet" until the deadline
             last_error = exc
         if time.monotonic() >= deadline:
             raise DeadlineExceeded(f"{message} did not hold within {timeout}s") from last_error
@@ -47,7 +47,7 @@ def wait_until(
 
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago (for servers that cannot take 0)."""
+    """Return a TCP port on 127.0.0.1 that was free a moment ago (for servers that need one)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

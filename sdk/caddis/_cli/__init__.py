@@ -1,0 +1,1 @@
+"""The ``caddis`` command line."""
