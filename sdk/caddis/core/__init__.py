@@ -1,0 +1,1 @@
+"""Authoring core of the SDK: decorators, interfaces and the type engine."""
