@@ -1,0 +1,711 @@
+"""Repositories: the queries admin runs, one class per table family, bound to a session.
+
+Managers get a :class:`Repos` from ``Database.transaction()`` and never see SQLAlchemy; rows
+come back as the model objects of :mod:`caddis_admin.repository.models`, plain attribute bags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from caddis._serving.errors import InvalidArgumentError
+from caddis_admin.repository.models import (
+    Base,
+    CodeBundleRow,
+    EventRecordRow,
+    ExecutionLabelRow,
+    ExecutionRow,
+    LaunchPlanRow,
+    LeaseRow,
+    NodeExecutionRow,
+    OutboxRow,
+    ProjectRow,
+    ScheduleRunRow,
+    ScheduleStateRow,
+    TaskExecutionRow,
+    TaskRow,
+    WorkflowRow,
+)
+from caddis_admin.repository.query import Filter, ListQuery, decode_token, encode_token
+
+R = TypeVar("R", bound=Base)
+
+
+def _condition(column: Any, op: str, value: Any) -> Any:
+    if op == "eq":
+        return column == value
+    if op == "ne":
+        return column != value
+    if op == "gt":
+        return column > value
+    if op == "gte":
+        return column >= value
+    if op == "lt":
+        return column < value
+    if op == "lte":
+        return column <= value
+    if op == "in":
+        return column.in_(list(value))
+    if op == "contains":
+        return column.contains(str(value), autoescape=True)
+    raise InvalidArgumentError(f"unknown filter operator {op!r}")
+
+
+def _paged(
+    session: Session,
+    model: type[R],
+    stmt: Select[tuple[R]],
+    query: ListQuery,
+    columns: dict[str, Any],
+) -> tuple[list[R], str]:
+    """Run ``stmt`` as one keyset page: sort by (sort column, id), resume after the token.
+
+    Keyset pagination reads only the rows of the page from an index, so a page costs the
+    same at row 100,000 as at row 0 (OFFSET would scan everything before it).
+    """
+    sort_key = query.sort_key or "created_at"
+    if sort_key not in columns:
+        raise InvalidArgumentError(
+            f"cannot sort by {sort_key!r}; sortable keys: {', '.join(sorted(columns))}",
+            field="sort_by",
+        )
+    col = columns[sort_key]
+    row_id: InstrumentedAttribute[int] = model.id  # type: ignore[attr-defined]
+    if query.token:
+        value, last_id = decode_token(query.token, sort_key)
+        if query.ascending:
+            stmt = stmt.where(or_(col > value, and_(col == value, row_id > last_id)))
+        else:
+            stmt = stmt.where(or_(col < value, and_(col == value, row_id < last_id)))
+    order = (col.asc(), row_id.asc()) if query.ascending else (col.desc(), row_id.desc())
+    limit = max(1, min(query.limit or 100, 10_000))
+    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+    token = ""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        token = encode_token(sort_key, getattr(last, col.key), last.id)  # type: ignore[attr-defined]
+    return rows, token
+
+
+def _apply_filters(
+    stmt: Select[tuple[R]], filters: Sequence[Filter], columns: dict[str, Any], what: str
+) -> Select[tuple[R]]:
+    for f in filters:
+        if f.field.startswith("labels.") and what == "executions":
+            key = f.field.removeprefix("labels.")
+            label_cond = and_(
+                ExecutionLabelRow.execution_id == ExecutionRow.id,
+                ExecutionLabelRow.key == key,
+                _condition(ExecutionLabelRow.value, f.op, f.value),
+            )
+            stmt = stmt.where(exists().where(label_cond))
+            continue
+        column = columns.get(f.field)
+        if column is None:
+            raise InvalidArgumentError(
+                f"cannot filter {what} by {f.field!r}; filterable fields: "
+                f"{', '.join(sorted(columns))}",
+                field="filters",
+            )
+        stmt = stmt.where(_condition(column, f.op, f.value))
+    return stmt
+
+
+class ProjectRepo:
+    """Projects."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def get(self, project_id: str) -> ProjectRow | None:
+        """The project with this id, or None."""
+        return self._s.get(ProjectRow, project_id)
+
+    def add(self, row: ProjectRow) -> bool:
+        """Insert a project; False when one with the same id exists."""
+        try:
+            with self._s.begin_nested():
+                self._s.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def list(self) -> list[ProjectRow]:
+        """Every project, by id."""
+        return list(self._s.scalars(select(ProjectRow).order_by(ProjectRow.id)))
+
+
+E = TypeVar("E", TaskRow, WorkflowRow, LaunchPlanRow)
+
+
+class EntityRepo(Generic[E]):
+    """Immutable versioned entities (tasks, workflows, launch plans) of one table."""
+
+    def __init__(self, session: Session, model: type[E], columns: dict[str, Any]) -> None:
+        self._s = session
+        self._model = model
+        self._columns = columns
+
+    def get(self, project: str, domain: str, name: str, version: str) -> E | None:
+        """The entity with this identifier, or None."""
+        m: Any = self._model
+        return self._s.scalars(
+            select(self._model).where(
+                m.project == project, m.domain == domain, m.name == name, m.version == version
+            )
+        ).first()
+
+    def add(self, row: E) -> E | None:
+        """Insert ``row``; when the identifier is taken return the existing row instead.
+
+        The unique constraint decides, so two registrations racing for one id cannot both win.
+        """
+        try:
+            with self._s.begin_nested():
+                self._s.add(row)
+        except IntegrityError:
+            existing = self.get(row.project, row.domain, row.name, row.version)
+            if existing is None:  # the failure was something other than the identifier
+                raise
+            return existing
+        return None
+
+    def list(self, project: str, domain: str, name: str, query: ListQuery) -> tuple[list[E], str]:
+        """A page of entities of a project+domain (and name, when given)."""
+        m: Any = self._model
+        stmt = select(self._model).where(m.project == project, m.domain == domain)
+        if name:
+            stmt = stmt.where(m.name == name)
+        stmt = _apply_filters(stmt, query.filters, self._columns, self._model.__tablename__)
+        return _paged(self._s, self._model, stmt, query, self._columns)
+
+    def list_names(
+        self, project: str, domain: str, limit: int, token: str
+    ) -> tuple[list[str], str]:
+        """Distinct entity names of a project+domain, by name, paged by name."""
+        m: Any = self._model
+        stmt = select(m.name).where(m.project == project, m.domain == domain).distinct()
+        if token:
+            after, _ = decode_token(token, "name")
+            stmt = stmt.where(m.name > after)
+        names = list(self._s.scalars(stmt.order_by(m.name).limit(limit + 1)))
+        next_token = ""
+        if len(names) > limit:
+            names = names[:limit]
+            next_token = encode_token("name", names[-1], 0)
+        return names, next_token
+
+
+class LaunchPlanRepo(EntityRepo[LaunchPlanRow]):
+    """Launch plans: entity queries plus activation state."""
+
+    def active(self, project: str, domain: str, name: str) -> LaunchPlanRow | None:
+        """The active version of a launch plan name, or None."""
+        return self._s.scalars(
+            select(LaunchPlanRow).where(
+                LaunchPlanRow.project == project,
+                LaunchPlanRow.domain == domain,
+                LaunchPlanRow.name == name,
+                LaunchPlanRow.state == 1,
+            )
+        ).first()
+
+    def set_state(self, row: LaunchPlanRow, state: int, now: int) -> None:
+        """Set one version's state; activating it deactivates every other version."""
+        if state == 1:
+            self._s.execute(
+                update(LaunchPlanRow)
+                .where(
+                    LaunchPlanRow.project == row.project,
+                    LaunchPlanRow.domain == row.domain,
+                    LaunchPlanRow.name == row.name,
+                    LaunchPlanRow.id != row.id,
+                    LaunchPlanRow.state == 1,
+                )
+                .values(state=0, updated_at=now)
+            )
+        row.state = state
+        row.updated_at = now
+        self._s.flush()
+
+    def active_scheduled(self) -> list[LaunchPlanRow]:
+        """Every active launch plan that has a schedule."""
+        return list(
+            self._s.scalars(
+                select(LaunchPlanRow).where(
+                    LaunchPlanRow.state == 1, LaunchPlanRow.schedule_type != ""
+                )
+            )
+        )
+
+
+class BundleRepo:
+    """Code bundles handed out for upload."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def get(self, project: str, domain: str, digest: str) -> CodeBundleRow | None:
+        """The bundle with this digest in a project+domain, or None."""
+        return self._s.scalars(
+            select(CodeBundleRow).where(
+                CodeBundleRow.project == project,
+                CodeBundleRow.domain == domain,
+                CodeBundleRow.digest == digest,
+            )
+        ).first()
+
+    def add(self, row: CodeBundleRow) -> CodeBundleRow:
+        """Record a bundle, or return the one already recorded under its digest."""
+        try:
+            with self._s.begin_nested():
+                self._s.add(row)
+        except IntegrityError:
+            existing = self.get(row.project, row.domain, row.digest)
+            if existing is None:
+                raise
+            return existing
+        return row
+
+
+EXECUTION_COLUMNS: dict[str, Any] = {
+    "created_at": ExecutionRow.created_at,
+    "updated_at": ExecutionRow.updated_at,
+    "started_at": ExecutionRow.started_at,
+    "name": ExecutionRow.name,
+    "phase": ExecutionRow.phase,
+    "launch_plan_name": ExecutionRow.lp_name,
+    "launch_plan_version": ExecutionRow.lp_version,
+    "workflow_name": ExecutionRow.wf_name,
+    "workflow_version": ExecutionRow.wf_version,
+    "mode": ExecutionRow.mode,
+    "scheduled_at": ExecutionRow.scheduled_at,
+}
+
+
+class ExecutionRepo:
+    """Workflow executions and their labels."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def get(self, project: str, domain: str, name: str) -> ExecutionRow | None:
+        """The execution with this identifier, or None."""
+        return self._s.scalars(
+            select(ExecutionRow).where(
+                ExecutionRow.project == project,
+                ExecutionRow.domain == domain,
+                ExecutionRow.name == name,
+            )
+        ).first()
+
+    def get_for_update(self, project: str, domain: str, name: str) -> ExecutionRow | None:
+        """Like :meth:`get`, locking the row until the transaction ends (PostgreSQL)."""
+        return self._s.scalars(
+            select(ExecutionRow)
+            .where(
+                ExecutionRow.project == project,
+                ExecutionRow.domain == domain,
+                ExecutionRow.name == name,
+            )
+            .with_for_update()
+        ).first()
+
+    def by_id(self, execution_id: int) -> ExecutionRow | None:
+        """The execution with this row id, or None."""
+        return self._s.get(ExecutionRow, execution_id)
+
+    def add(self, row: ExecutionRow, labels: dict[str, str]) -> bool:
+        """Insert an execution and its labels; False when its name is taken."""
+        try:
+            with self._s.begin_nested():
+                self._s.add(row)
+                self._s.flush()
+                for key, value in labels.items():
+                    self._s.add(ExecutionLabelRow(execution_id=row.id, key=key, value=value))
+        except IntegrityError:
+            return False
+        return True
+
+    def list(self, project: str, domain: str, query: ListQuery) -> tuple[list[ExecutionRow], str]:
+        """A page of executions of a project+domain."""
+        stmt = select(ExecutionRow).where(
+            ExecutionRow.project == project, ExecutionRow.domain == domain
+        )
+        stmt = _apply_filters(stmt, query.filters, EXECUTION_COLUMNS, "executions")
+        return _paged(self._s, ExecutionRow, stmt, query, EXECUTION_COLUMNS)
+
+    def count_running(self, project: str, domain: str, terminal: Sequence[int]) -> int:
+        """Admitted executions of a project+domain that have not reached a terminal phase."""
+        return int(
+            self._s.scalar(
+                select(func.count())
+                .select_from(ExecutionRow)
+                .where(
+                    ExecutionRow.project == project,
+                    ExecutionRow.domain == domain,
+                    ExecutionRow.admitted.is_(True),
+                    ExecutionRow.phase.not_in(list(terminal)),
+                )
+            )
+            or 0
+        )
+
+    def oldest_queued(self, project: str, domain: str, limit: int) -> list[ExecutionRow]:
+        """The executions waiting for a quota slot, oldest first."""
+        return list(
+            self._s.scalars(
+                select(ExecutionRow)
+                .where(
+                    ExecutionRow.project == project,
+                    ExecutionRow.domain == domain,
+                    ExecutionRow.admitted.is_(False),
+                )
+                .order_by(ExecutionRow.id)
+                .limit(limit)
+            )
+        )
+
+    def flush(self) -> None:
+        """Write pending changes of loaded rows now (inside the transaction)."""
+        self._s.flush()
+
+
+class NodeExecutionRepo:
+    """Node executions."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def get(self, execution_id: int, node_id: str) -> NodeExecutionRow | None:
+        """The node execution of ``node_id`` in an execution, or None."""
+        return self._s.scalars(
+            select(NodeExecutionRow).where(
+                NodeExecutionRow.execution_id == execution_id,
+                NodeExecutionRow.node_id == node_id,
+            )
+        ).first()
+
+    def by_id(self, row_id: int) -> NodeExecutionRow | None:
+        """The node execution with this row id, or None."""
+        return self._s.get(NodeExecutionRow, row_id)
+
+    def add(self, row: NodeExecutionRow) -> NodeExecutionRow:
+        """Insert a node execution, or return the one a concurrent event inserted first."""
+        try:
+            with self._s.begin_nested():
+                self._s.add(row)
+        except IntegrityError:
+            existing = self.get(row.execution_id, row.node_id)
+            if existing is None:
+                raise
+            return existing
+        return row
+
+    def list(
+        self, execution_id: int, parent_id: int | None, query: ListQuery
+    ) -> tuple[list[NodeExecutionRow], str]:
+        """A page of node executions of an execution, at top level or under ``parent_id``."""
+        columns = {
+            "created_at": NodeExecutionRow.created_at,
+            "node_id": NodeExecutionRow.node_id,
+            "phase": NodeExecutionRow.phase,
+            "started_at": NodeExecutionRow.started_at,
+        }
+        stmt = select(NodeExecutionRow).where(NodeExecutionRow.execution_id == execution_id)
+        if parent_id is None:
+            stmt = stmt.where(NodeExecutionRow.parent_id.is_(None))
+        else:
+            stmt = stmt.where(NodeExecutionRow.parent_id == parent_id)
+        stmt = _apply_filters(stmt, query.filters, columns, "node executions")
+        return _paged(self._s, NodeExecutionRow, stmt, query, columns)
+
+    def flush(self) -> None:
+        """Write pending changes of loaded rows now."""
+        self._s.flush()
+
+
+class TaskExecutionRepo:
+    """Task executions (attempts)."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def get(
+        self, node_execution_id: int, task: tuple[str, str, str, str], retry_attempt: int
+    ) -> TaskExecutionRow | None:
+        """One attempt of a task in a node execution, or None."""
+        return self._s.scalars(
+            select(TaskExecutionRow).where(
+                TaskExecutionRow.node_execution_id == node_execution_id,
+                TaskExecutionRow.task_project == task[0],
+                TaskExecutionRow.task_domain == task[1],
+                TaskExecutionRow.task_name == task[2],
+                TaskExecutionRow.task_version == task[3],
+                TaskExecutionRow.retry_attempt == retry_attempt,
+            )
+        ).first()
+
+    def add(self, row: TaskExecutionRow) -> TaskExecutionRow:
+        """Insert a task execution, or return the one a concurrent event inserted first."""
+        try:
+            with self._s.begin_nested():
+                self._s.add(row)
+        except IntegrityError:
+            existing = self.get(
+                row.node_execution_id,
+                (row.task_project, row.task_domain, row.task_name, row.task_version),
+                row.retry_attempt,
+            )
+            if existing is None:
+                raise
+            return existing
+        return row
+
+    def list(self, node_execution_id: int, query: ListQuery) -> tuple[list[TaskExecutionRow], str]:
+        """A page of the attempts of a node execution."""
+        columns = {
+            "created_at": TaskExecutionRow.created_at,
+            "retry_attempt": TaskExecutionRow.retry_attempt,
+            "phase": TaskExecutionRow.phase,
+        }
+        stmt = select(TaskExecutionRow).where(
+            TaskExecutionRow.node_execution_id == node_execution_id
+        )
+        stmt = _apply_filters(stmt, query.filters, columns, "task executions")
+        return _paged(self._s, TaskExecutionRow, stmt, query, columns)
+
+    def flush(self) -> None:
+        """Write pending changes of loaded rows now."""
+        self._s.flush()
+
+
+class EventRepo:
+    """Dedupe records of applied events."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def record(
+        self, entity: str, phase: int, phase_version: int, attempt: int, request_id: str, now: int
+    ) -> bool:
+        """Record an event as applied; False when it (or its request id) was applied before."""
+        row = EventRecordRow(
+            entity=entity,
+            phase=phase,
+            phase_version=phase_version,
+            attempt=attempt,
+            request_id=request_id or None,
+            created_at=now,
+        )
+        try:
+            with self._s.begin_nested():
+                self._s.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+
+class OutboxRepo:
+    """Messages to propeller awaiting delivery."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add(self, kind: str, execution_id: int, payload: bytes, now: int) -> None:
+        """Queue a message; the dispatcher delivers it after the transaction commits."""
+        self._s.add(
+            OutboxRow(
+                kind=kind,
+                execution_id=execution_id,
+                payload=payload,
+                created_at=now,
+                attempts=0,
+                next_attempt_at=0,
+            )
+        )
+
+    def due(self, now: int, limit: int) -> list[OutboxRow]:
+        """Undelivered messages whose next attempt is due, oldest first."""
+        return list(
+            self._s.scalars(
+                select(OutboxRow)
+                .where(OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at <= now)
+                .order_by(OutboxRow.id)
+                .limit(limit)
+            )
+        )
+
+    def claim(self, row_id: int, now: int, lease_until: int) -> bool:
+        """Take a message for one delivery attempt; False when another replica took it.
+
+        The conditional update is the claim: it moves ``next_attempt_at`` past the lease so
+        that no other dispatcher picks the message while this one delivers it.
+        """
+        result = self._s.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id == row_id,
+                OutboxRow.delivered_at.is_(None),
+                OutboxRow.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=lease_until, attempts=OutboxRow.attempts + 1)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def delivered(self, row_id: int, now: int) -> None:
+        """Mark a message delivered."""
+        self._s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id, OutboxRow.delivered_at.is_(None))
+            .values(delivered_at=now, last_error="")
+        )
+
+    def failed(self, row_id: int, retry_at: int, error: str) -> None:
+        """Record a failed attempt and when to try again."""
+        self._s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == row_id)
+            .values(next_attempt_at=retry_at, last_error=error[:2000])
+        )
+
+    def pending_count(self) -> int:
+        """Messages not yet delivered."""
+        return int(
+            self._s.scalar(
+                select(func.count()).select_from(OutboxRow).where(OutboxRow.delivered_at.is_(None))
+            )
+            or 0
+        )
+
+    def get(self, row_id: int) -> OutboxRow | None:
+        """The message with this id, or None."""
+        return self._s.get(OutboxRow, row_id)
+
+
+class ScheduleRepo:
+    """Schedule state, scheduled runs and leases."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def state(self, project: str, domain: str, lp_name: str) -> ScheduleStateRow | None:
+        """Where the schedule of a launch plan name stands, or None."""
+        return self._s.get(ScheduleStateRow, (project, domain, lp_name))
+
+    def save_state(self, row: ScheduleStateRow) -> None:
+        """Insert or update a schedule state row."""
+        self._s.merge(row)
+        self._s.flush()
+
+    def drop_state(self, project: str, domain: str, lp_name: str) -> None:
+        """Forget a schedule (its launch plan was deactivated)."""
+        self._s.execute(
+            delete(ScheduleStateRow).where(
+                ScheduleStateRow.project == project,
+                ScheduleStateRow.domain == domain,
+                ScheduleStateRow.lp_name == lp_name,
+            )
+        )
+
+    def add_run(self, row: ScheduleRunRow) -> bool:
+        """Record a scheduled run; False when that scheduled time already has one."""
+        try:
+            with self._s.begin_nested():
+                self._s.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def runs(self, project: str, domain: str, lp_name: str) -> list[ScheduleRunRow]:
+        """Every recorded run of a launch plan name, by scheduled time."""
+        return list(
+            self._s.scalars(
+                select(ScheduleRunRow)
+                .where(
+                    ScheduleRunRow.project == project,
+                    ScheduleRunRow.domain == domain,
+                    ScheduleRunRow.lp_name == lp_name,
+                )
+                .order_by(ScheduleRunRow.scheduled_at)
+            )
+        )
+
+    def acquire_lease(self, name: str, holder: str, now: int, until: int) -> bool:
+        """Take or renew the lease ``name`` for ``holder``; False while another holds it."""
+        result = self._s.execute(
+            update(LeaseRow)
+            .where(
+                LeaseRow.name == name,
+                or_(LeaseRow.holder == holder, LeaseRow.expires_at < now),
+            )
+            .values(holder=holder, expires_at=until)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            return True
+        try:
+            with self._s.begin_nested():
+                self._s.add(LeaseRow(name=name, holder=holder, expires_at=until))
+        except IntegrityError:
+            return False
+        return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up, so that another replica takes over at once."""
+        self._s.execute(delete(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder))
+
+
+def _entity_columns(model: Any) -> dict[str, Any]:
+    return {
+        "created_at": model.created_at,
+        "name": model.name,
+        "version": model.version,
+    }
+
+
+class Repos:
+    """Every repository, bound to one session (one transaction)."""
+
+    def __init__(self, session: Session, *, is_sqlite: bool) -> None:
+        self.session = session
+        self.is_sqlite = is_sqlite
+        self.projects = ProjectRepo(session)
+        self.tasks = EntityRepo(session, TaskRow, _entity_columns(TaskRow))
+        self.workflows = EntityRepo(session, WorkflowRow, _entity_columns(WorkflowRow))
+        lp_columns = _entity_columns(LaunchPlanRow) | {
+            "state": LaunchPlanRow.state,
+            "workflow_name": LaunchPlanRow.workflow_name,
+        }
+        self.launch_plans = LaunchPlanRepo(session, LaunchPlanRow, lp_columns)
+        self.bundles = BundleRepo(session)
+        self.executions = ExecutionRepo(session)
+        self.node_executions = NodeExecutionRepo(session)
+        self.task_executions = TaskExecutionRepo(session)
+        self.events = EventRepo(session)
+        self.outbox = OutboxRepo(session)
+        self.schedules = ScheduleRepo(session)
+
+    def add(self, row: Base) -> None:
+        """Stage a new row of any table."""
+        self.session.add(row)
+
+    def flush(self) -> None:
+        """Write staged changes now (to learn generated ids)."""
+        self.session.flush()
+
+    def lock_quota(self, project: str, domain: str) -> None:
+        """Serialize quota decisions of one project+domain until the transaction ends.
+
+        On PostgreSQL a transaction-scoped advisory lock keyed by the pair; SQLite already
+        serializes writers (transactions begin IMMEDIATE).
+        """
+        if not self.is_sqlite:
+            self.session.execute(
+                select(func.pg_advisory_xact_lock(func.hashtext(project + "/" + domain)))
+            )
