@@ -1,0 +1,1 @@
+"""admin's persistence: SQLAlchemy models, Alembic migrations, repositories."""

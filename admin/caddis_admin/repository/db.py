@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, text
 
+from caddis._serving.config import DatabaseConfig
+from caddis._serving.db import (
+    create_engine,
+    make_session_factory,
+    run_in_transaction,
+    session_scope,
+)
 from caddis_admin.repository.store import Repos
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -18,12 +23,7 @@ _VERSION_TABLE = "caddis_admin_alembic_version"
 # Any constant: serializes concurrent migrations of replicas starting together on PostgreSQL.
 _MIGRATION_LOCK_KEY = 0x0CADD15AD
 
-
-def _normalize_url(url: str) -> str:
-    # Users write postgresql://; psycopg 3 is the driver we ship.
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
+T = TypeVar("T")
 
 
 class Database:
@@ -33,30 +33,13 @@ class Database:
     repositories bound to it and commits when the block ends without an exception.
 
     Args:
-        url: A SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``).
-        pool_size: Connections kept open to PostgreSQL.
+        config: The database settings, or just a SQLAlchemy URL.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
-        self.url = _normalize_url(url)
-        self.is_sqlite = self.url.startswith("sqlite")
-        kwargs: dict[str, Any] = {}
-        if self.is_sqlite:
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        else:
-            kwargs["pool_size"] = pool_size
-            kwargs["max_overflow"] = pool_size
-            kwargs["pool_pre_ping"] = True
-        self.engine: Engine = create_engine(self.url, **kwargs)
-        if self.is_sqlite:
-            _configure_sqlite(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self._read_sessions = sessionmaker(
-            self.engine.execution_options(caddis_readonly=True),
-            expire_on_commit=False,
-            autoflush=False,
-        )
-        self._migrated = threading.Event()
+    def __init__(self, config: DatabaseConfig | str) -> None:
+        self.engine: Engine = create_engine(config)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._sessions = make_session_factory(self.engine)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic ``upgrade head``).
@@ -81,7 +64,6 @@ class Database:
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY})
                     conn.commit()
-        self._migrated.set()
 
     @contextmanager
     def transaction(self, *, readonly: bool = False) -> Iterator[Repos]:
@@ -93,37 +75,27 @@ class Database:
         Yields:
             The repositories bound to this transaction's session.
         """
-        factory = self._read_sessions if readonly else self._sessions
-        session: Session = factory()
-        try:
-            with session.begin():
-                yield Repos(session, is_sqlite=self.is_sqlite)
-        finally:
-            session.close()
+        with session_scope(self._sessions, write=not readonly) as session:
+            yield Repos(session, is_sqlite=self.is_sqlite)
+
+    def run(self, work: Callable[[Repos], T], *, readonly: bool = False, attempts: int = 8) -> T:
+        """Run ``work`` in a transaction, repeating it on deadlocks and lock timeouts.
+
+        Args:
+            work: The transaction body; safe to repeat (it gets fresh repositories).
+            readonly: See :meth:`transaction`.
+            attempts: Tries before the last error propagates.
+
+        Returns:
+            What ``work`` returned.
+        """
+        return run_in_transaction(
+            self._sessions,
+            lambda session: work(Repos(session, is_sqlite=self.is_sqlite)),
+            write=not readonly,
+            attempts=attempts,
+        )
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event decide how transactions start (see below).
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # A deferred transaction that reads and then writes can fail with "database is
-        # locked" when another writer got there first; taking the write lock up front makes
-        # writers queue on busy_timeout instead. Read-only blocks keep WAL's free reads.
-        if conn.get_execution_options().get("caddis_readonly"):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
