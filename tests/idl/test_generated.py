@@ -137,6 +137,15 @@ def _task(name: str) -> tasks_pb2.TaskTemplate:
             tags={"team": "ml"},
         ),
         config={"k": "v"},
+        security_context=tasks_pb2.SecurityContext(
+            secrets=[
+                tasks_pb2.Secret(
+                    group="db",
+                    key="password",
+                    mount_requirement=tasks_pb2.Secret.MOUNT_TYPE_ENV_VAR,
+                )
+            ]
+        ),
     )
     task.metadata.timeout.FromTimedelta(timedelta(minutes=5))
     task.custom.update({"plugin": {"replicas": 2}})
@@ -319,6 +328,7 @@ def test_compiled_workflow_closure_with_every_node_kind_round_trips() -> None:
     assert task.metadata.HasField("interruptible") and not task.metadata.interruptible
     assert task.metadata.timeout.ToTimedelta() == timedelta(minutes=5)
     assert task.custom["plugin"]["replicas"] == 2
+    assert task.security_context.secrets[0].group == "db"
 
 
 def test_optional_node_metadata_distinguishes_unset_from_false() -> None:

@@ -315,8 +315,9 @@ class ProcessSpec(_message.Message):
 
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Arguments. The templates {{.input}}, {{.outputPrefix}}, {{.rawOutputDataPrefix}} and
-        {{.checkpointOutputPrefix}} are replaced with the attempt's locations before running.
+        """Arguments. The templates {{.input}}, {{.outputPrefix}}, {{.rawOutputDataPrefix}},
+        {{.checkpointOutputPrefix}} and {{.prevCheckpointPrefix}} (the checkpoint of the previous
+        attempt, empty on the first) are replaced with the attempt's locations before running.
         """
 
     @_builtins.property
@@ -348,6 +349,95 @@ class ProcessSpec(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProcessSpec: _TypeAlias = ProcessSpec  # noqa: Y015
+
+@_typing.final
+class Secret(_message.Message):
+    """Secret is a secret a task needs. Only its name is registered; the platform injects the
+    value into the task process at run time, so it never sits in a template or a database.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _MountType:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _MountTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Secret._MountType.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MOUNT_TYPE_UNSPECIFIED: Secret._MountType.ValueType  # 0
+        """Not set. Treated as MOUNT_TYPE_ENV_VAR."""
+        MOUNT_TYPE_ENV_VAR: Secret._MountType.ValueType  # 1
+        """As an environment variable."""
+        MOUNT_TYPE_FILE: Secret._MountType.ValueType  # 2
+        """As a file."""
+
+    class MountType(_MountType, metaclass=_MountTypeEnumTypeWrapper):
+        """MountType says how the secret reaches the task process."""
+
+    MOUNT_TYPE_UNSPECIFIED: Secret.MountType.ValueType  # 0
+    """Not set. Treated as MOUNT_TYPE_ENV_VAR."""
+    MOUNT_TYPE_ENV_VAR: Secret.MountType.ValueType  # 1
+    """As an environment variable."""
+    MOUNT_TYPE_FILE: Secret.MountType.ValueType  # 2
+    """As a file."""
+
+    GROUP_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    MOUNT_REQUIREMENT_FIELD_NUMBER: _builtins.int
+    ENV_VAR_FIELD_NUMBER: _builtins.int
+    group: _builtins.str
+    """Group of the secret (for example the name of a secret in the secret store)."""
+    key: _builtins.str
+    """Key within the group; empty for the whole group."""
+    mount_requirement: Global___Secret.MountType.ValueType
+    """How the secret reaches the process."""
+    env_var: _builtins.str
+    """Environment variable (or file name) to use instead of the default one derived from group
+    and key.
+    """
+    def __init__(
+        self,
+        *,
+        group: _builtins.str = ...,
+        key: _builtins.str = ...,
+        mount_requirement: Global___Secret.MountType.ValueType = ...,
+        env_var: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["env_var", b"env_var", "group", b"group", "key", b"key", "mount_requirement", b"mount_requirement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Secret: _TypeAlias = Secret  # noqa: Y015
+
+@_typing.final
+class SecurityContext(_message.Message):
+    """SecurityContext is the identity and the secrets a task runs with."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECRETS_FIELD_NUMBER: _builtins.int
+    RUN_AS_FIELD_NUMBER: _builtins.int
+    run_as: _builtins.str
+    """Service account or role to run as; empty uses the platform default."""
+    @_builtins.property
+    def secrets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Secret]:
+        """Secrets injected into the task process."""
+
+    def __init__(
+        self,
+        *,
+        secrets: _abc.Iterable[Global___Secret] | None = ...,
+        run_as: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_as", b"run_as", "secrets", b"secrets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecurityContext: _TypeAlias = SecurityContext  # noqa: Y015
 
 @_typing.final
 class TaskTemplate(_message.Message):
@@ -383,6 +473,7 @@ class TaskTemplate(_message.Message):
     PROCESS_FIELD_NUMBER: _builtins.int
     TASK_TYPE_VERSION_FIELD_NUMBER: _builtins.int
     CONFIG_FIELD_NUMBER: _builtins.int
+    SECURITY_CONTEXT_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """Plugin selector (for example "python-task", "container", "array"). Propeller routes the
     task to the plugin registered for this type.
@@ -413,6 +504,10 @@ class TaskTemplate(_message.Message):
     def config(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Plugin-specific string settings."""
 
+    @_builtins.property
+    def security_context(self) -> Global___SecurityContext:
+        """Identity and secrets the task runs with."""
+
     def __init__(
         self,
         *,
@@ -424,10 +519,11 @@ class TaskTemplate(_message.Message):
         process: Global___ProcessSpec | None = ...,
         task_type_version: _builtins.int = ...,
         config: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        security_context: Global___SecurityContext | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["custom", b"custom", "id", b"id", "interface", b"interface", "metadata", b"metadata", "process", b"process", "target", b"target"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["custom", b"custom", "id", b"id", "interface", b"interface", "metadata", b"metadata", "process", b"process", "security_context", b"security_context", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "custom", b"custom", "id", b"id", "interface", b"interface", "metadata", b"metadata", "process", b"process", "target", b"target", "task_type_version", b"task_type_version", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "custom", b"custom", "id", b"id", "interface", b"interface", "metadata", b"metadata", "process", b"process", "security_context", b"security_context", "target", b"target", "task_type_version", b"task_type_version", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["process"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
