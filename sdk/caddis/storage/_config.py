@@ -56,7 +56,7 @@ class StorageConfig:
         cert_check: Verify the server certificate (HTTPS only).
         ca_bundle: A CA bundle file for verifying the server certificate.
         part_size: Multipart part size in bytes for streamed uploads (at least 5 MiB); memory
-            use of an upload is about ``part_size * (parallel_uploads + 1)``.
+            use of an upload is about ``part_size * (2 * parallel_uploads + 1)``.
         parallel_uploads: Parts uploaded concurrently.
         connect_timeout: Seconds to wait for a TCP connection.
         read_timeout: Seconds to wait for data on an open connection.

@@ -91,8 +91,8 @@ def join(prefix: str, *segments: str | int) -> str:
 
     A segment may hold several components (``"n0/dn1/3"``). Refused, with
     :class:`PathEscapeError`: ``..`` and ``.`` components, absolute paths (a leading ``/``),
-    empty components (``a//b``), backslashes and control characters. Only the last segment
-    may end with ``/`` (the result then names a prefix).
+    empty components (``a//b``), backslashes and control characters. A segment may end with
+    one ``/``; on the last segment it is kept (the result then names a prefix).
 
     Args:
         prefix: A URI or path (``s3://bucket/base``, ``file:///data``, ``/data``); it is trusted.
@@ -107,10 +107,11 @@ def join(prefix: str, *segments: str | int) -> str:
         last = index == len(segments) - 1
         if text.startswith("/"):
             raise PathEscapeError(f"absolute path {text!r} is not allowed under {prefix!r}")
-        body = text[:-1] if last and text.endswith("/") else text
+        # A trailing "/" marks a prefix (locations.CHECKPOINT_DIR); it is kept only at the end.
+        body = text[:-1] if text.endswith("/") else text
         for part in body.split("/"):
             _check_part(part, text)
-        parts.append(text)
+        parts.append(text if last else body)
     if not parts:
         return prefix
     base = prefix if prefix.endswith("/") else prefix + "/"
