@@ -19,8 +19,10 @@ of the file (``path``, else the file named by ``CADDIS_CONFIG``, else none), and
 variables ``CADDIS_<SECTION>_<FIELD>`` (``CADDIS_STORAGE_RETRY_MAX_ATTEMPTS`` for a nested one).
 Supported field types: ``str``, ``int``, ``float``, ``bool``, :class:`pathlib.Path`, enums,
 ``X | None``, ``list[X]`` / ``tuple[X, ...]`` (comma-separated in the environment) and nested
-dataclasses. A value that does not fit raises :class:`ConfigError` naming where it came from,
-the field, the expected type and the value received.
+dataclasses. In the environment, an empty value (or ``none``/``null``) sets an ``X | None``
+field to ``None``; booleans take true/false, yes/no, on/off, 1/0. A value that does not fit
+raises :class:`ConfigError` naming where it came from, the field, the expected type and the
+value received.
 """
 
 from __future__ import annotations
