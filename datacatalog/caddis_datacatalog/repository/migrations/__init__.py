@@ -1,0 +1,1 @@
+"""Alembic migrations of the datacatalog schema (run by ``Database.migrate``)."""

@@ -1,0 +1,462 @@
+"""Queries and writes of the datacatalog, bound to one session (one transaction).
+
+Methods may ``flush`` but never commit: the transaction belongs to the caller
+(:meth:`caddis_datacatalog.repository.database.Database.run`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from caddis_datacatalog.repository.models import (
+    ArtifactDataRow,
+    ArtifactRow,
+    DatasetRow,
+    PartitionRow,
+    ReservationRow,
+    TagRow,
+)
+from caddis_datacatalog.repository.pagination import PageCursor
+
+# SQLite allows 32766 bound parameters; stay far below it in IN (...) lists.
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class DatasetKey:
+    """The natural key of a dataset."""
+
+    project: str
+    domain: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class EvictionResult:
+    """What a deletion removed.
+
+    Attributes:
+        artifacts: Number of artifacts deleted.
+        tags: Number of tags deleted with them.
+        locations: Blob URIs of the deleted artifacts' offloaded values.
+    """
+
+    artifacts: int
+    tags: int
+    locations: list[str]
+
+
+class CatalogRepository:
+    """Datacatalog persistence over one SQLAlchemy session.
+
+    Args:
+        session: A session inside an open transaction.
+        after_commit: Where :meth:`after_commit` callbacks are collected; the transaction
+            owner runs them once the transaction committed.
+    """
+
+    def __init__(self, session: Session, after_commit: list[Callable[[], None]]) -> None:
+        self._s = session
+        self._after_commit = after_commit
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the transaction commits (never if it rolls back).
+
+        Used for side effects outside the database, such as deleting blobs of evicted
+        artifacts, that must not happen when the deletion itself is rolled back.
+        """
+        self._after_commit.append(callback)
+
+    # ---------------------------------------------------------------- datasets
+
+    def get_dataset(self, key: DatasetKey) -> DatasetRow | None:
+        """The dataset with this key, or ``None``."""
+        stmt = sa.select(DatasetRow).where(
+            DatasetRow.project == key.project,
+            DatasetRow.domain == key.domain,
+            DatasetRow.name == key.name,
+            DatasetRow.version == key.version,
+        )
+        return self._s.execute(stmt).scalar_one_or_none()
+
+    def add_dataset(self, row: DatasetRow) -> DatasetRow:
+        """Insert a dataset (flushes, so a duplicate key fails here)."""
+        self._s.add(row)
+        self._s.flush()
+        return row
+
+    def list_datasets(
+        self,
+        *,
+        equals: dict[str, str],
+        limit: int,
+        cursor: PageCursor | None,
+        ascending: bool,
+    ) -> list[DatasetRow]:
+        """Datasets matching every ``column == value`` in ``equals``, one page.
+
+        Args:
+            equals: Conditions on ``project``, ``domain``, ``name``, ``version``.
+            limit: Page size.
+            cursor: Where the previous page ended, or ``None`` for the first page.
+            ascending: Oldest first instead of newest first.
+
+        Returns:
+            Up to ``limit`` rows in (created_at, id) order.
+        """
+        stmt = sa.select(DatasetRow)
+        for column, value in equals.items():
+            stmt = stmt.where(getattr(DatasetRow, column) == value)
+        stmt = _page(stmt, DatasetRow.created_at, DatasetRow.id, cursor, ascending, limit)
+        return list(self._s.execute(stmt).scalars())
+
+    def delete_dataset(self, dataset: DatasetRow) -> EvictionResult:
+        """Delete a dataset with its artifacts, tags and reservations."""
+        pks = list(
+            self._s.execute(
+                sa.select(ArtifactRow.id).where(ArtifactRow.dataset_id == dataset.id)
+            ).scalars()
+        )
+        result = self._delete_artifacts(pks)
+        self._s.execute(
+            sa.delete(ReservationRow).where(
+                ReservationRow.project == dataset.project,
+                ReservationRow.domain == dataset.domain,
+                ReservationRow.name == dataset.name,
+                ReservationRow.version == dataset.version,
+            )
+        )
+        self._s.execute(sa.delete(DatasetRow).where(DatasetRow.id == dataset.id))
+        self._s.expunge(dataset)
+        return result
+
+    # ---------------------------------------------------------------- artifacts
+
+    def get_artifact(self, dataset_id: int, artifact_id: str) -> ArtifactRow | None:
+        """The artifact with this id in the dataset, or ``None``."""
+        stmt = sa.select(ArtifactRow).where(
+            ArtifactRow.dataset_id == dataset_id, ArtifactRow.artifact_id == artifact_id
+        )
+        return self._s.execute(stmt).scalar_one_or_none()
+
+    def get_artifact_by_tag(self, dataset_id: int, tag_name: str) -> ArtifactRow | None:
+        """The artifact the tag points at, or ``None`` when the tag does not exist."""
+        stmt = (
+            sa.select(ArtifactRow)
+            .join(TagRow, TagRow.artifact_pk == ArtifactRow.id)
+            .where(TagRow.dataset_id == dataset_id, TagRow.name == tag_name)
+        )
+        return self._s.execute(stmt).scalar_one_or_none()
+
+    def find_artifact_by_dataset_key(
+        self, key: DatasetKey, *, artifact_id: str | None = None, tag_name: str | None = None
+    ) -> tuple[DatasetRow | None, ArtifactRow | None]:
+        """Dataset and artifact (by id or tag) in one query: the cache lookup's hot path.
+
+        Returns:
+            ``(dataset, artifact)``; ``(None, None)`` when the dataset does not exist and
+            ``(dataset, None)`` when it exists but the artifact does not.
+        """
+        stmt = sa.select(ArtifactRow).join(DatasetRow, DatasetRow.id == ArtifactRow.dataset_id)
+        if tag_name is not None:
+            stmt = stmt.join(TagRow, TagRow.artifact_pk == ArtifactRow.id).where(
+                TagRow.dataset_id == DatasetRow.id, TagRow.name == tag_name
+            )
+        else:
+            stmt = stmt.where(ArtifactRow.artifact_id == artifact_id)
+        stmt = stmt.where(
+            DatasetRow.project == key.project,
+            DatasetRow.domain == key.domain,
+            DatasetRow.name == key.name,
+            DatasetRow.version == key.version,
+        )
+        artifact = self._s.execute(stmt).scalar_one_or_none()
+        if artifact is not None:
+            return artifact.dataset, artifact
+        # A miss: tell "no such dataset" from "no such artifact" with a second query.
+        return self.get_dataset(key), None
+
+    def add_artifact(self, row: ArtifactRow) -> ArtifactRow:
+        """Insert an artifact with its data, partitions and tags (flushes)."""
+        self._s.add(row)
+        self._s.flush()
+        return row
+
+    def replace_artifact_data(
+        self,
+        artifact: ArtifactRow,
+        data: Sequence[ArtifactDataRow],
+        metadata: dict[str, str] | None,
+        content_digest: str,
+    ) -> list[str]:
+        """Replace all values (and optionally metadata) of an artifact.
+
+        Returns:
+            Blob locations of the replaced values (for deletion after commit).
+        """
+        old = [d.location for d in artifact.data if d.location]
+        artifact.data.clear()
+        self._s.flush()
+        artifact.data.extend(data)
+        if metadata is not None:
+            artifact.metadata_json = metadata
+        artifact.content_digest = content_digest
+        self._s.flush()
+        return old
+
+    def list_artifacts(
+        self,
+        dataset_id: int,
+        *,
+        tag_names: Iterable[str] = (),
+        partitions: Iterable[tuple[str, str]] = (),
+        artifact_ids: Iterable[str] = (),
+        limit: int,
+        cursor: PageCursor | None,
+        ascending: bool,
+    ) -> list[ArtifactRow]:
+        """Artifacts of a dataset matching all conditions, one page.
+
+        Args:
+            dataset_id: Row id of the dataset.
+            tag_names: Each must be a tag pointing at the artifact.
+            partitions: Each (key, value) must be a partition of the artifact.
+            artifact_ids: Each must equal the artifact id.
+            limit: Page size.
+            cursor: Where the previous page ended, or ``None``.
+            ascending: Oldest first instead of newest first.
+
+        Returns:
+            Up to ``limit`` rows in (created_at, id) order.
+        """
+        stmt = sa.select(ArtifactRow).where(ArtifactRow.dataset_id == dataset_id)
+        for tag in tag_names:
+            stmt = stmt.where(
+                sa.exists().where(
+                    TagRow.artifact_pk == ArtifactRow.id,
+                    TagRow.dataset_id == dataset_id,
+                    TagRow.name == tag,
+                )
+            )
+        for key, value in partitions:
+            stmt = stmt.where(
+                sa.exists().where(
+                    PartitionRow.artifact_pk == ArtifactRow.id,
+                    PartitionRow.key == key,
+                    PartitionRow.value == value,
+                )
+            )
+        for artifact_id in artifact_ids:
+            stmt = stmt.where(ArtifactRow.artifact_id == artifact_id)
+        stmt = _page(stmt, ArtifactRow.created_at, ArtifactRow.id, cursor, ascending, limit)
+        return list(self._s.execute(stmt).scalars())
+
+    def delete_artifact(self, artifact: ArtifactRow) -> EvictionResult:
+        """Delete one artifact with its data, partitions and tags."""
+        pk = artifact.id
+        self._s.expunge(artifact)
+        return self._delete_artifacts([pk])
+
+    def evict_artifacts(
+        self,
+        created_before: dt.datetime,
+        *,
+        dataset_id: int | None = None,
+        project: str | None = None,
+        domain: str | None = None,
+    ) -> EvictionResult:
+        """Delete every artifact created before ``created_before`` within the given scope."""
+        stmt = sa.select(ArtifactRow.id).where(ArtifactRow.created_at < created_before)
+        if dataset_id is not None:
+            stmt = stmt.where(ArtifactRow.dataset_id == dataset_id)
+        elif project is not None or domain is not None:
+            datasets = sa.select(DatasetRow.id)
+            if project is not None:
+                datasets = datasets.where(DatasetRow.project == project)
+            if domain is not None:
+                datasets = datasets.where(DatasetRow.domain == domain)
+            stmt = stmt.where(ArtifactRow.dataset_id.in_(datasets))
+        return self._delete_artifacts(list(self._s.execute(stmt).scalars()))
+
+    def _delete_artifacts(self, pks: list[int]) -> EvictionResult:
+        tags = 0
+        locations: list[str] = []
+        for start in range(0, len(pks), _CHUNK):
+            chunk = pks[start : start + _CHUNK]
+            locations.extend(
+                loc
+                for loc in self._s.execute(
+                    sa.select(ArtifactDataRow.location).where(
+                        ArtifactDataRow.artifact_pk.in_(chunk),
+                        ArtifactDataRow.location.is_not(None),
+                    )
+                ).scalars()
+                if loc
+            )
+            # Explicit deletes rather than relying on ON DELETE CASCADE alone: counts are
+            # reported, and a SQLite connection without foreign keys still ends up clean.
+            tags += _rowcount(
+                self._s.execute(sa.delete(TagRow).where(TagRow.artifact_pk.in_(chunk)))
+            )
+            self._s.execute(sa.delete(PartitionRow).where(PartitionRow.artifact_pk.in_(chunk)))
+            self._s.execute(
+                sa.delete(ArtifactDataRow).where(ArtifactDataRow.artifact_pk.in_(chunk))
+            )
+            self._s.execute(sa.delete(ArtifactRow).where(ArtifactRow.id.in_(chunk)))
+        # Rows loaded earlier in this session may describe deleted artifacts.
+        self._s.expire_all()
+        return EvictionResult(artifacts=len(pks), tags=tags, locations=locations)
+
+    # ---------------------------------------------------------------- tags
+
+    def get_tag(self, dataset_id: int, name: str) -> TagRow | None:
+        """The tag with this name in the dataset, or ``None``."""
+        return self._s.get(TagRow, (dataset_id, name))
+
+    def add_tag(self, row: TagRow) -> TagRow:
+        """Insert a tag (flushes, so a duplicate name fails here)."""
+        self._s.add(row)
+        self._s.flush()
+        return row
+
+    def repoint_tag(self, tag: TagRow, artifact: ArtifactRow, now: dt.datetime) -> TagRow:
+        """Point an existing tag at another artifact of the same dataset."""
+        tag.artifact_pk = artifact.id
+        tag.created_at = now
+        self._s.flush()
+        self._s.expire(tag, ["artifact"])
+        return tag
+
+    # ---------------------------------------------------------------- reservations
+
+    def get_or_extend_reservation(
+        self,
+        key: DatasetKey,
+        tag_name: str,
+        owner_id: str,
+        *,
+        heartbeat_ms: int,
+        now: dt.datetime,
+        expires_at: dt.datetime,
+    ) -> ReservationRow:
+        """Grant, extend or report the reservation of one tag, safely under concurrency.
+
+        One conditional ``UPDATE`` takes the row over when the caller already owns it or the
+        lease expired; otherwise an ``INSERT ... ON CONFLICT DO NOTHING`` creates it when it
+        does not exist. Whichever happened (or neither, when someone else holds a live lease),
+        the row is then read back. The primary key makes concurrent inserts collide, and the
+        ``WHERE`` of the update re-checks the condition on the locked row, so exactly one
+        caller is granted a free reservation.
+
+        Returns:
+            The reservation as it stands; its ``owner_id`` tells whether the caller holds it.
+        """
+        where = (
+            ReservationRow.project == key.project,
+            ReservationRow.domain == key.domain,
+            ReservationRow.name == key.name,
+            ReservationRow.version == key.version,
+            ReservationRow.tag_name == tag_name,
+        )
+        values: dict[str, Any] = {
+            "owner_id": owner_id,
+            "heartbeat_ms": heartbeat_ms,
+            "expires_at": expires_at,
+        }
+        for _ in range(3):
+            updated = self._s.execute(
+                sa.update(ReservationRow)
+                .where(
+                    *where,
+                    sa.or_(
+                        ReservationRow.owner_id == owner_id,
+                        ReservationRow.expires_at < now,
+                    ),
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(updated) == 0:
+                insert = _insert_for(self._s)(ReservationRow).values(
+                    project=key.project,
+                    domain=key.domain,
+                    name=key.name,
+                    version=key.version,
+                    tag_name=tag_name,
+                    metadata={},
+                    **values,
+                )
+                self._s.execute(insert.on_conflict_do_nothing())
+            row = self._s.execute(
+                sa.select(ReservationRow).where(*where).execution_options(populate_existing=True)
+            ).scalar_one_or_none()
+            if row is not None:
+                return row
+            # Released between our insert attempt and the read: try again.
+        raise RuntimeError("reservation kept disappearing under concurrent release")
+
+    def release_reservation(self, key: DatasetKey, tag_name: str, owner_id: str) -> bool:
+        """Delete the reservation if ``owner_id`` holds it; True when something was deleted."""
+        result = self._s.execute(
+            sa.delete(ReservationRow).where(
+                ReservationRow.project == key.project,
+                ReservationRow.domain == key.domain,
+                ReservationRow.name == key.name,
+                ReservationRow.version == key.version,
+                ReservationRow.tag_name == tag_name,
+                ReservationRow.owner_id == owner_id,
+            )
+        )
+        return _rowcount(result) > 0
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _insert_for(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"datacatalog does not support the {dialect} database")
+
+
+def _page(
+    stmt: Any,
+    created: Any,
+    row_id: Any,
+    cursor: PageCursor | None,
+    ascending: bool,
+    limit: int,
+) -> Any:
+    # Keyset pagination: stable under concurrent inserts, and O(page) however deep.
+    if cursor is not None:
+        if ascending:
+            stmt = stmt.where(
+                sa.or_(
+                    created > cursor.created_at,
+                    sa.and_(created == cursor.created_at, row_id > cursor.row_id),
+                )
+            )
+        else:
+            stmt = stmt.where(
+                sa.or_(
+                    created < cursor.created_at,
+                    sa.and_(created == cursor.created_at, row_id < cursor.row_id),
+                )
+            )
+    order = (created.asc(), row_id.asc()) if ascending else (created.desc(), row_id.desc())
+    return stmt.order_by(*order).limit(limit)
+
+
+__all__ = ["CatalogRepository", "DatasetKey", "EvictionResult"]

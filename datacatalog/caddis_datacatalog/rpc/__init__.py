@@ -1,0 +1,1 @@
+"""The datacatalog's gRPC edge: thin servicers, request validation and metrics."""
