@@ -1,0 +1,1 @@
+"""Private implementation of the type engine; the public surface is caddis.core.type_engine."""
