@@ -35,6 +35,12 @@ from caddis_admin.repository.query import Filter, ListQuery, decode_token, encod
 
 R = TypeVar("R", bound=Base)
 
+# LaunchPlanState.LAUNCH_PLAN_STATE_ACTIVE / _INACTIVE of the IDL, stored as is.
+LP_ACTIVE = 2
+LP_INACTIVE = 1
+# Outbox rows of executions waiting for a quota slot are held back this way until admitted.
+HELD = 2**62
+
 
 def _condition(column: Any, op: str, value: Any) -> Any:
     if op == "eq":
@@ -212,13 +218,13 @@ class LaunchPlanRepo(EntityRepo[LaunchPlanRow]):
                 LaunchPlanRow.project == project,
                 LaunchPlanRow.domain == domain,
                 LaunchPlanRow.name == name,
-                LaunchPlanRow.state == 1,
+                LaunchPlanRow.state == LP_ACTIVE,
             )
         ).first()
 
     def set_state(self, row: LaunchPlanRow, state: int, now: int) -> None:
         """Set one version's state; activating it deactivates every other version."""
-        if state == 1:
+        if state == LP_ACTIVE:
             self._s.execute(
                 update(LaunchPlanRow)
                 .where(
@@ -226,9 +232,9 @@ class LaunchPlanRepo(EntityRepo[LaunchPlanRow]):
                     LaunchPlanRow.domain == row.domain,
                     LaunchPlanRow.name == row.name,
                     LaunchPlanRow.id != row.id,
-                    LaunchPlanRow.state == 1,
+                    LaunchPlanRow.state == LP_ACTIVE,
                 )
-                .values(state=0, updated_at=now)
+                .values(state=LP_INACTIVE, updated_at=now)
             )
         row.state = state
         row.updated_at = now
@@ -239,7 +245,7 @@ class LaunchPlanRepo(EntityRepo[LaunchPlanRow]):
         return list(
             self._s.scalars(
                 select(LaunchPlanRow).where(
-                    LaunchPlanRow.state == 1, LaunchPlanRow.schedule_type != ""
+                    LaunchPlanRow.state == LP_ACTIVE, LaunchPlanRow.schedule_type != ""
                 )
             )
         )
@@ -356,6 +362,13 @@ class ExecutionRepo:
             )
             or 0
         )
+
+    def phase_counts(self) -> dict[int, int]:
+        """How many executions are in each phase (for the metrics endpoint)."""
+        rows = self._s.execute(
+            select(ExecutionRow.phase, func.count()).group_by(ExecutionRow.phase)
+        ).all()
+        return {int(phase): int(count) for phase, count in rows}
 
     def oldest_queued(self, project: str, domain: str, limit: int) -> list[ExecutionRow]:
         """The executions waiting for a quota slot, oldest first."""
@@ -518,8 +531,13 @@ class OutboxRepo:
     def __init__(self, session: Session) -> None:
         self._s = session
 
-    def add(self, kind: str, execution_id: int, payload: bytes, now: int) -> None:
-        """Queue a message; the dispatcher delivers it after the transaction commits."""
+    def add(
+        self, kind: str, execution_id: int, payload: bytes, now: int, *, held: bool = False
+    ) -> None:
+        """Queue a message; the dispatcher delivers it after the transaction commits.
+
+        A ``held`` message waits (for a quota slot) until :meth:`release` lets it go.
+        """
         self._s.add(
             OutboxRow(
                 kind=kind,
@@ -527,7 +545,23 @@ class OutboxRepo:
                 payload=payload,
                 created_at=now,
                 attempts=0,
-                next_attempt_at=0,
+                next_attempt_at=HELD if held else 0,
+            )
+        )
+
+    def release(self, execution_id: int) -> None:
+        """Let the held messages of an execution go out now."""
+        self._s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.execution_id == execution_id, OutboxRow.next_attempt_at == HELD)
+            .values(next_attempt_at=0)
+        )
+
+    def drop_held(self, execution_id: int) -> None:
+        """Forget the held messages of an execution (it was terminated while queued)."""
+        self._s.execute(
+            delete(OutboxRow).where(
+                OutboxRow.execution_id == execution_id, OutboxRow.next_attempt_at == HELD
             )
         )
 
@@ -579,7 +613,9 @@ class OutboxRepo:
         """Messages not yet delivered."""
         return int(
             self._s.scalar(
-                select(func.count()).select_from(OutboxRow).where(OutboxRow.delivered_at.is_(None))
+                select(func.count())
+                .select_from(OutboxRow)
+                .where(OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at < HELD)
             )
             or 0
         )

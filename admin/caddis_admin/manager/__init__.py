@@ -1,0 +1,1 @@
+"""admin's logic: registration, executions, events, hand-over, schedules and quotas."""

@@ -1,0 +1,140 @@
+"""The transactional outbox dispatcher: delivers hand-overs to propeller after commit.
+
+An execution row and its outbox row commit in one transaction, so a hand-over is never lost
+and never sent for an execution that does not exist. This thread claims due messages,
+delivers them, and marks them delivered; failures are retried with exponential backoff.
+A crash between delivery and marking redelivers the message, which is safe because
+propeller's LaunchExecution and AbortExecution are idempotent by execution id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Protocol
+
+from caddis_admin.manager.context import AdminContext
+from caddis_admin.repository.store import Repos
+
+_log = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """Delivery failed; ``permanent`` ones are not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class PropellerClient(Protocol):
+    """How the dispatcher reaches propeller (the rpc layer provides the gRPC one)."""
+
+    def deliver(self, kind: str, payload: bytes, timeout: float) -> None:
+        """Send one message (``launch`` or ``abort``); raise DeliveryError on failure."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+class Dispatcher:
+    """A background thread draining the outbox into propeller.
+
+    Args:
+        ctx: The shared admin context.
+        client: The propeller client; None holds every message until one is configured.
+    """
+
+    def __init__(self, ctx: AdminContext, client: PropellerClient | None) -> None:
+        self.ctx = ctx
+        self.client = client
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.delivered = 0
+
+    def start(self) -> None:
+        """Start the thread."""
+        if self.client is None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="admin-outbox", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look for new messages now (called after a commit that added some)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.client is not None:
+            self.client.close()
+
+    def _loop(self) -> None:
+        cfg = self.ctx.config.outbox
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                busy = self.run_once()
+            except Exception:  # the loop must survive a database hiccup
+                _log.exception("outbox round failed")
+                busy = False
+            if not busy:
+                self._wake.wait(cfg.poll_interval_s)
+
+    def run_once(self) -> bool:
+        """One round: claim and deliver due messages. True when it delivered any."""
+        assert self.client is not None
+        cfg = self.ctx.config.outbox
+        now = _now_us()
+        lease = now + int((cfg.rpc_timeout_s + 5) * 1_000_000)
+
+        def claim(repos: Repos) -> list[tuple[int, str, bytes, int]]:
+            got = []
+            for row in repos.outbox.due(now, cfg.batch):
+                if repos.outbox.claim(row.id, now, lease):
+                    got.append((row.id, row.kind, row.payload, row.attempts + 1))
+            return got
+
+        batch = self.ctx.db.run(claim)
+        progressed = False
+        for row_id, kind, payload, attempts in batch:
+            if self._stop.is_set():
+                break
+            try:
+                self.client.deliver(kind, payload, cfg.rpc_timeout_s)
+            except DeliveryError as exc:
+                if exc.permanent:
+                    _log.error("outbox message %d refused by propeller: %s", row_id, exc)
+                    self.ctx.db.run(lambda r, i=row_id, e=str(exc): _refused(r, i, e))
+                    continue
+                backoff = min(cfg.max_backoff_s, cfg.initial_backoff_s * 2 ** (attempts - 1))
+                retry_at = _now_us() + int(backoff * 1_000_000)
+                self.ctx.db.run(lambda r, i=row_id, t=retry_at, e=str(exc): r.outbox.failed(i, t, e))
+                continue
+            self.ctx.db.run(lambda r, i=row_id: r.outbox.delivered(i, _now_us()))
+            self.delivered += 1
+            progressed = True
+        return progressed
+
+    def pending(self) -> int:
+        """Messages not yet delivered (held ones excluded)."""
+        with self.ctx.db.transaction(readonly=True) as repos:
+            return repos.outbox.pending_count()
+
+
+def _refused(repos: Repos, row_id: int, error: str) -> None:
+    # Never retried: marked done, with the reason kept for operators.
+    repos.outbox.delivered(row_id, _now_us())
+    repos.outbox.failed(row_id, 0, error)
+
+
+def _now_us() -> int:
+    # Delivery timing follows the real clock, whatever clock the managers are given.
+    return int(time.time() * 1_000_000)
