@@ -61,7 +61,7 @@ class _EntityMixin:
     domain: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(255))
     version: Mapped[str] = mapped_column(String(255))
-    digest: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 

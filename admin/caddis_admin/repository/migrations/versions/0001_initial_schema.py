@@ -88,7 +88,7 @@ def upgrade() -> None:
     sa.Column('domain', sa.String(length=255), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('version', sa.String(length=255), nullable=False),
-    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('digest', sa.String(length=80), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_launch_plans')),
     sa.UniqueConstraint('project', 'domain', 'name', 'version', name=op.f('uq_launch_plans_project_domain_name_version'))
@@ -155,7 +155,7 @@ def upgrade() -> None:
     sa.Column('domain', sa.String(length=255), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('version', sa.String(length=255), nullable=False),
-    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('digest', sa.String(length=80), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tasks')),
     sa.UniqueConstraint('project', 'domain', 'name', 'version', name=op.f('uq_tasks_project_domain_name_version'))
@@ -172,7 +172,7 @@ def upgrade() -> None:
     sa.Column('domain', sa.String(length=255), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('version', sa.String(length=255), nullable=False),
-    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('digest', sa.String(length=80), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_workflows')),
     sa.UniqueConstraint('project', 'domain', 'name', 'version', name=op.f('uq_workflows_project_domain_name_version'))
