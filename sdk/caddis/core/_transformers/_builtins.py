@@ -202,6 +202,28 @@ class _PrimitiveTransformer(TypeTransformer[Any]):
             return read_str
         return read_field
 
+    def list_codec(
+        self,
+    ) -> tuple[typing.Callable[[Any, Any], None], typing.Callable[[Any], list[Any]]]:
+        """Returns ``(fill_items(literals, values), read_items(literals))`` for List[T].
+
+        Generated per field so that the loop body is a plain attribute store/load: a function
+        call per element would double the cost of a long list.
+        """
+        namespace: dict[str, Any] = {}
+        exec(_LIST_CODEC_SRC.format(field=self._field), namespace)
+        exact, coerce, read = self._t, self._coerce, self.read()
+        zero = exact()
+        fill_items, read_items = namespace["fill_items"], namespace["read_items"]
+
+        def fill(literals: Any, values: Any) -> None:
+            fill_items(literals.add, values, exact, coerce)
+
+        def read_all(literals: Any) -> list[Any]:
+            return read_items(literals, zero, read)  # type: ignore[no-any-return]
+
+        return fill, read_all
+
     def _compile(self, t: Any, lt: types_pb2.LiteralType) -> tuple[Encoder, Decoder]:
         fill = self.fill()
 
@@ -226,6 +248,24 @@ class _PrimitiveTransformer(TypeTransformer[Any]):
             raise failed(exact, obj)
 
         return to_builtin, from_builtin
+
+
+_LIST_CODEC_SRC = """
+def fill_items(add, values, exact, coerce):
+    for x in values:
+        if type(x) is not exact:
+            x = coerce(x)
+        add().scalar.primitive.{field} = x
+
+def read_items(items, zero, read):
+    out = [x.scalar.primitive.{field} for x in items]
+    if zero in out:
+        # Only a default value can hide a literal of another kind; check those one by one.
+        for i, value in enumerate(out):
+            if not value:
+                out[i] = read(items[i])
+    return out
+"""
 
 
 def _slow_read(lit: Any, read: typing.Callable[[Any], Any], expected: Any) -> Any:
@@ -473,7 +513,7 @@ class ListTransformer(TypeTransformer[list[Any]]):
         elem_plan = TypeEngine._plan(_list_elem(t))
         elem_tr = elem_plan.transformer
         enc, dec = elem_plan.encode, elem_plan.decode
-        fill = elem_tr.fill() if isinstance(elem_tr, _PrimitiveTransformer) else None
+        fast = elem_tr.list_codec() if isinstance(elem_tr, _PrimitiveTransformer) else None
 
         def locate(v: Any, exc: TypeTransformerFailedError) -> TypeTransformerFailedError:
             # Error path only: find the failing element to name its index.
@@ -484,7 +524,8 @@ class ListTransformer(TypeTransformer[list[Any]]):
                     return add_path(inner, f"[{i}]")
             return exc
 
-        if fill is not None:
+        if fast is not None:
+            fill_items, read_items = fast
 
             def encode(v: Any) -> Any:
                 if not isinstance(v, list | tuple):
@@ -492,10 +533,8 @@ class ListTransformer(TypeTransformer[list[Any]]):
                 lit = Literal()
                 coll = lit.collection
                 coll.SetInParent()
-                add = coll.literals.add
                 try:
-                    for x in v:
-                        fill(add(), x)
+                    fill_items(coll.literals, v)
                 except TypeTransformerFailedError as exc:
                     raise locate(v, exc) from None
                 return lit
@@ -519,6 +558,8 @@ class ListTransformer(TypeTransformer[list[Any]]):
                 return _slow_read(lit, decode, t)
             items = lit.collection.literals
             try:
+                if fast is not None:
+                    return read_items(items)
                 return [dec(x) for x in items]
             except TypeTransformerFailedError as exc:
                 for i, x in enumerate(items):
@@ -718,13 +759,16 @@ class UnionTransformer(TypeTransformer[Any]):
 
         def encode(v: Any) -> Any:
             i = exact.get(type(v))
+            exact_error = None
             if i is not None:
                 try:
                     return wrap(i, plans[i].encode(v))
-                except TypeTransformerFailedError:
-                    pass
+                except TypeTransformerFailedError as exc:
+                    exact_error = exc
             matches: list[tuple[int, Any]] = []
             for j, plan in enumerate(plans):
+                if j == i:
+                    continue
                 try:
                     matches.append((j, plan.encode(v)))
                 except TypeTransformerFailedError:
@@ -732,6 +776,10 @@ class UnionTransformer(TypeTransformer[Any]):
             if len(matches) == 1:
                 return wrap(*matches[0])
             if not matches:
+                if exact_error is not None:
+                    # The variant of the value's own class is the one the user meant: its
+                    # error says what is wrong inside the value.
+                    raise exact_error
                 raise failed(t, v, f"the value matches none of the variants ({names})")
             matched = ", ".join(type_name(variants[j]) for j, _ in matches)
             raise failed(
