@@ -39,7 +39,9 @@ def _case(value: Any, t: Any, number: int) -> tuple[float, float, float]:
     assert TypeEngine.to_python_value(lit, t) == value
     to_lit = _median_us(lambda: TypeEngine.to_literal(value, t, lt), number)
     to_py = _median_us(lambda: TypeEngine.to_python_value(lit, t), number)
-    both = _median_us(lambda: TypeEngine.to_python_value(TypeEngine.to_literal(value, t, lt), t), number)
+    both = _median_us(
+        lambda: TypeEngine.to_python_value(TypeEngine.to_literal(value, t, lt), t), number
+    )
     return to_lit, to_py, both
 
 

@@ -351,7 +351,7 @@ class _PickleAlias(PickleTransformer):
 class _PathLikeAlias(FlyteFilePathTransformer):
     def __init__(self, inner: FlyteFilePathTransformer) -> None:
         super().__init__()
-        self._t = os.PathLike
+        self._t = os.PathLike  # type: ignore[assignment]
 
 
 def guess_blob(lt: types_pb2.LiteralType) -> Any:

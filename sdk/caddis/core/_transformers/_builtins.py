@@ -815,7 +815,7 @@ class UnionTransformer(TypeTransformer[Any]):
     def _builtin_codec(self, t: Any, plan: _Plan) -> BuiltinCodec:
         variants = self._variants(t)
         plans = [TypeEngine._plan(v) for v in variants]
-        exact = {}
+        exact: dict[Any, int] = {}
         for i, v in enumerate(variants):
             cls = _variant_class(v)
             if cls is not None:

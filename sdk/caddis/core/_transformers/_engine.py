@@ -43,7 +43,7 @@ Literal = literals_pb2.Literal
 LiteralType = types_pb2.LiteralType
 LiteralMap = literals_pb2.LiteralMap
 
-Encoder = Callable[[Any], Any]  # value -> Literal
+Encoder = Callable[[Any], literals_pb2.Literal]
 Decoder = Callable[[Any], Any]  # Literal -> value
 BuiltinCodec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
 

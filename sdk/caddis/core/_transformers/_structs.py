@@ -115,7 +115,7 @@ def generic_to_builtin(v: Any) -> Any:
 def _plain(v: Any) -> Any:
     for base in (bool, int, float, str, bytes):
         if isinstance(v, base):
-            return base(v)
+            return base(v)  # type: ignore[arg-type]
     return v
 
 

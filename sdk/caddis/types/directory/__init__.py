@@ -181,5 +181,5 @@ class FlyteDirectory(os.PathLike[str]):
         return hash((self._path, self._remote_source))
 
 
-TensorboardLogs = FlyteDirectory[typing.TypeVar("tensorboard")]  # type: ignore[misc]
-TFRecordsDirectory = FlyteDirectory[typing.TypeVar("tfrecord")]  # type: ignore[misc]
+TensorboardLogs: type[FlyteDirectory] = FlyteDirectory[typing.TypeVar("tensorboard")]  # type: ignore[misc]
+TFRecordsDirectory: type[FlyteDirectory] = FlyteDirectory[typing.TypeVar("tfrecord")]  # type: ignore[misc]

@@ -202,7 +202,7 @@ class FlyteFile(os.PathLike[str]):
 
 
 def _typed(fmt: str) -> type[FlyteFile]:
-    return FlyteFile[typing.TypeVar(fmt)]  # type: ignore[misc]
+    return FlyteFile[typing.TypeVar(fmt)]  # type: ignore[misc,no-any-return]
 
 
 HDF5EncodedFile = _typed("hdf5")
