@@ -45,6 +45,8 @@ from caddis.core._transformers._context import (
     DataContext,
     current_data_context,
     data_context,
+    reset_data_context,
+    set_data_context,
     set_default_data_context,
 )
 from caddis.core._transformers._engine import (
@@ -77,5 +79,7 @@ __all__ = [
     "UnionTransformer",
     "current_data_context",
     "data_context",
+    "reset_data_context",
+    "set_data_context",
     "set_default_data_context",
 ]

@@ -212,3 +212,30 @@ def test_conversions_do_not_import_heavy_libraries() -> None:
         [sys.executable, "-c", _LAZY_CHECK], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_builtin_form_round_trips() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class P:
+        when: datetime.datetime
+        tags: dict[str, int]
+
+    value = P(datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC), {"b": 2, "a": 1})
+    plain = TypeEngine.to_builtin(value, P)
+    assert plain == {"tags": {"a": 1, "b": 2}, "when": "2024-01-01T00:00:00+00:00"}
+    assert list(plain["tags"]) == ["a", "b"]
+    assert TypeEngine.from_builtin(plain, P) == value
+    assert TypeEngine.from_builtin(3, float) == 3.0
+
+
+def test_set_and_reset_data_context(tmp_path: Any) -> None:
+    from caddis.core.type_engine import current_data_context, reset_data_context, set_data_context
+
+    ctx = DataContext(raw_output_prefix=tmp_path.as_uri(), local_dir=str(tmp_path / "l"))
+    before = current_data_context()
+    token = set_data_context(ctx)
+    assert current_data_context() is ctx
+    reset_data_context(token)
+    assert current_data_context() is before

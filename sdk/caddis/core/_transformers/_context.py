@@ -24,6 +24,8 @@ __all__ = [
     "DataContext",
     "current_data_context",
     "data_context",
+    "reset_data_context",
+    "set_data_context",
     "set_default_data_context",
 ]
 
@@ -125,3 +127,20 @@ def data_context(ctx: DataContext) -> Iterator[DataContext]:
         yield ctx
     finally:
         _current.reset(token)
+
+
+def set_data_context(ctx: DataContext) -> contextvars.Token[DataContext | None]:
+    """Installs ``ctx`` without a ``with`` block (for hot paths); undo with the returned token.
+
+    Args:
+        ctx: The context to install.
+
+    Returns:
+        A token for :func:`reset_data_context`.
+    """
+    return _current.set(ctx)
+
+
+def reset_data_context(token: contextvars.Token[DataContext | None]) -> None:
+    """Restores the data context that was in effect before :func:`set_data_context`."""
+    _current.reset(token)

@@ -591,6 +591,38 @@ class TypeEngine:
                 continue
         return _builtins.guess_builtin(literal_type)
 
+    # -- builtin (msgpack/JSON-like) form --
+
+    @classmethod
+    def to_builtin(cls, value: Any, python_type: Any) -> Any:
+        """Converts a value to its plain form: the one used inside MessagePack structs.
+
+        Dicts with sorted keys, lists, str, int, float, bool, None and bytes; a dataclass
+        becomes a dict of its fields, a file ``{"path": uri}`` (after uploading it). Useful
+        for CLIs and UIs that take values as JSON.
+
+        Args:
+            value: The value.
+            python_type: Its declared Python type.
+
+        Raises:
+            TypeTransformerFailedError: The value does not fit the type.
+        """
+        return cls._plan(python_type).builtin()[0](value)
+
+    @classmethod
+    def from_builtin(cls, obj: Any, python_type: Any) -> Any:
+        """Converts a plain form (as :meth:`to_builtin` gives, or parsed JSON) to a value.
+
+        Args:
+            obj: The plain form.
+            python_type: The Python type to produce.
+
+        Raises:
+            TypeTransformerFailedError: ``obj`` does not describe a value of the type.
+        """
+        return cls._plan(python_type).builtin()[1](obj)
+
     # -- values --
 
     @classmethod
