@@ -1,6 +1,9 @@
-"""admin's process: wires config, database, blob store, managers, background threads and
+"""admin's process.
+
+Wires config, database, blob store, managers, background threads and
 the gRPC server. ``serve(config)`` for in-process use and tests, ``main(path)`` for
-``caddis serve admin``."""
+``caddis serve admin``.
+"""
 
 from __future__ import annotations
 

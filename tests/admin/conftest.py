@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,7 +35,9 @@ def admin_config(db_url: str, tmp_path: Path, **overrides: Any) -> AdminConfig:
         state_dir=str(tmp_path / "state"),
         storage=StorageConfig(local_root=str(tmp_path / "storage"), local_fsync=False),
         metadata_prefix=f"file://{tmp_path / 'blobs'}",
-        outbox=OutboxConfig(poll_interval_s=0.05, initial_backoff_s=0.02, max_backoff_s=0.2, rpc_timeout_s=1.0),
+        outbox=OutboxConfig(
+            poll_interval_s=0.05, initial_backoff_s=0.02, max_backoff_s=0.2, rpc_timeout_s=1.0
+        ),
         scheduler=SchedulerConfig(enabled=False, poll_interval_s=0.05, lease_ttl_s=2.0),
     )
     return dataclasses.replace(cfg, **overrides)
@@ -74,10 +77,8 @@ def make_admin(db_url: str, tmp_path: Path) -> Iterator[Callable[..., AdminServe
         yield make
     finally:
         for server in started:
-            try:
+            with contextlib.suppress(Exception):
                 server.stop(grace=0)
-            except Exception:
-                pass
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from caddis_idl.core.v1 import (
     types_pb2,
     workflow_pb2,
 )
-from caddis_idl.propeller.v1 import propeller_service_pb2 as prop, propeller_service_pb2_grpc
+from caddis_idl.propeller.v1 import propeller_service_pb2 as prop
+from caddis_idl.propeller.v1 import propeller_service_pb2_grpc
 
 P, D = "proj", "development"
 INT = types_pb2.LiteralType(simple=types_pb2.SIMPLE_TYPE_INTEGER)

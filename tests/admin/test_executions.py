@@ -10,14 +10,21 @@ from caddis_admin.repository.models import ExecutionRow
 from caddis_idl.admin.v1 import (
     common_pb2,
     execution_pb2,
-    execution_service_pb2 as es,
     launch_plan_pb2,
-    launch_plan_service_pb2 as lps,
+)
+from caddis_idl.admin.v1 import (
     event_service_pb2 as evs,
 )
-from caddis_idl.core.v1 import execution_pb2 as core_exec, identifier_pb2, literals_pb2
+from caddis_idl.admin.v1 import (
+    execution_service_pb2 as es,
+)
+from caddis_idl.admin.v1 import (
+    launch_plan_service_pb2 as lps,
+)
+from caddis_idl.core.v1 import execution_pb2 as core_exec
+from caddis_idl.core.v1 import identifier_pb2, literals_pb2
 from caddis_idl.event.v1 import event_pb2
-from tests.admin.helpers import D, INT, P, int_lit, lmap, lp_id, str_lit, wf_id
+from tests.admin.helpers import D, P, int_lit, lmap, lp_id, str_lit, wf_id
 from tests.admin.test_registration import register_basics
 from tests.support import wait_until
 
@@ -29,7 +36,9 @@ def exec_id(name):
 def create(stubs, lp="wf", inputs=None, name="", version="v1", **spec_fields):
     spec = execution_pb2.ExecutionSpec(launch_plan=lp_id(lp, version), **spec_fields)
     resp = stubs.executions.CreateExecution(
-        es.CreateExecutionRequest(project=P, domain=D, name=name, spec=spec, inputs=inputs or lmap())
+        es.CreateExecutionRequest(
+            project=P, domain=D, name=name, spec=spec, inputs=inputs or lmap()
+        )
     )
     return resp.id.name
 
@@ -37,7 +46,9 @@ def create(stubs, lp="wf", inputs=None, name="", version="v1", **spec_fields):
 def finish(stubs, name, phase=core_exec.WORKFLOW_EXECUTION_PHASE_SUCCEEDED, at=100):
     ev = event_pb2.WorkflowExecutionEvent(execution_id=exec_id(name), phase=phase)
     ev.occurred_at.FromSeconds(at)
-    stubs.events.CreateWorkflowEvent(evs.CreateWorkflowEventRequest(request_id=f"{name}-{phase}", event=ev))
+    stubs.events.CreateWorkflowEvent(
+        evs.CreateWorkflowEventRequest(request_id=f"{name}-{phase}", event=ev)
+    )
 
 
 def test_create_get_and_handover(stubs, propeller):
@@ -82,11 +93,15 @@ def test_name_collision_and_workflow_launch(stubs):
     register_basics(stubs)
     spec = execution_pb2.ExecutionSpec(workflow=wf_id("wf"))
     stubs.executions.CreateExecution(
-        es.CreateExecutionRequest(project=P, domain=D, name="same", spec=spec, inputs=lmap(x=int_lit(1)))
+        es.CreateExecutionRequest(
+            project=P, domain=D, name="same", spec=spec, inputs=lmap(x=int_lit(1))
+        )
     )
     with pytest.raises(grpc.RpcError) as err:
         stubs.executions.CreateExecution(
-            es.CreateExecutionRequest(project=P, domain=D, name="same", spec=spec, inputs=lmap(x=int_lit(1)))
+            es.CreateExecutionRequest(
+                project=P, domain=D, name="same", spec=spec, inputs=lmap(x=int_lit(1))
+            )
         )
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
@@ -97,11 +112,23 @@ def test_list_filters_and_pagination_over_thousands(stubs, admin):
     # Bulk rows straight into the database: the point is paging, not creation speed.
     rows = [
         ExecutionRow(
-            project=P, domain=D, name=f"bulk{i:05d}", lp_name="wf", lp_version="v1",
-            wf_name="wf", wf_version="v1",
-            phase=core_exec.WORKFLOW_EXECUTION_PHASE_RUNNING if i % 2 else core_exec.WORKFLOW_EXECUTION_PHASE_FAILED,
-            mode=1, admitted=True, created_at=1_000_000 * (i + 1), updated_at=0, last_event_at=0,
-            spec=execution_pb2.ExecutionSpec().SerializeToString(), closure=b"",
+            project=P,
+            domain=D,
+            name=f"bulk{i:05d}",
+            lp_name="wf",
+            lp_version="v1",
+            wf_name="wf",
+            wf_version="v1",
+            phase=core_exec.WORKFLOW_EXECUTION_PHASE_RUNNING
+            if i % 2
+            else core_exec.WORKFLOW_EXECUTION_PHASE_FAILED,
+            mode=1,
+            admitted=True,
+            created_at=1_000_000 * (i + 1),
+            updated_at=0,
+            last_event_at=0,
+            spec=execution_pb2.ExecutionSpec().SerializeToString(),
+            closure=b"",
         )
         for i in range(3000)
     ]
@@ -111,10 +138,16 @@ def test_list_filters_and_pagination_over_thousands(stubs, admin):
     while True:
         resp = stubs.executions.ListExecutions(
             es.ListExecutionsRequest(
-                project=P, domain=D,
+                project=P,
+                domain=D,
                 options=common_pb2.ListOptions(
-                    limit=500, token=token,
-                    filters=[common_pb2.Filter(field="phase", op=common_pb2.FILTER_OPERATOR_EQ, values=["RUNNING"])],
+                    limit=500,
+                    token=token,
+                    filters=[
+                        common_pb2.Filter(
+                            field="phase", op=common_pb2.FILTER_OPERATOR_EQ, values=["RUNNING"]
+                        )
+                    ],
                 ),
             )
         )
@@ -127,30 +160,53 @@ def test_list_filters_and_pagination_over_thousands(stubs, admin):
     assert names[0] == "bulk02999"  # newest first
     labelled = stubs.executions.ListExecutions(
         es.ListExecutionsRequest(
-            project=P, domain=D,
+            project=P,
+            domain=D,
             options=common_pb2.ListOptions(
-                filters=[common_pb2.Filter(field="labels.k", op=common_pb2.FILTER_OPERATOR_EQ, values=["v"])]
+                filters=[
+                    common_pb2.Filter(
+                        field="labels.k", op=common_pb2.FILTER_OPERATOR_EQ, values=["v"]
+                    )
+                ]
             ),
         )
     ).executions
     assert [e.id.name for e in labelled] == [name]
     ranged = stubs.executions.ListExecutions(
         es.ListExecutionsRequest(
-            project=P, domain=D,
+            project=P,
+            domain=D,
             options=common_pb2.ListOptions(
                 filters=[
-                    common_pb2.Filter(field="created_at", op=common_pb2.FILTER_OPERATOR_GTE, values=["10"]),
-                    common_pb2.Filter(field="created_at", op=common_pb2.FILTER_OPERATOR_LT, values=["1970-01-01T00:00:20Z"]),
+                    common_pb2.Filter(
+                        field="created_at", op=common_pb2.FILTER_OPERATOR_GTE, values=["10"]
+                    ),
+                    common_pb2.Filter(
+                        field="created_at",
+                        op=common_pb2.FILTER_OPERATOR_LT,
+                        values=["1970-01-01T00:00:20Z"],
+                    ),
                 ],
-                sort_by=common_pb2.Sort(key="created_at", direction=common_pb2.SORT_DIRECTION_ASCENDING),
+                sort_by=common_pb2.Sort(
+                    key="created_at", direction=common_pb2.SORT_DIRECTION_ASCENDING
+                ),
             ),
         )
     ).executions
     assert [e.id.name for e in ranged] == [f"bulk{i:05d}" for i in range(9, 19)]
     with pytest.raises(grpc.RpcError) as err:
         stubs.executions.ListExecutions(
-            es.ListExecutionsRequest(project=P, domain=D, options=common_pb2.ListOptions(
-                filters=[common_pb2.Filter(field="secret", op=common_pb2.FILTER_OPERATOR_EQ, values=["1"])]))
+            es.ListExecutionsRequest(
+                project=P,
+                domain=D,
+                options=common_pb2.ListOptions(
+                    filters=[
+                        common_pb2.Filter(
+                            field="secret", op=common_pb2.FILTER_OPERATOR_EQ, values=["1"]
+                        )
+                    ]
+                ),
+            )
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
@@ -158,8 +214,12 @@ def test_list_filters_and_pagination_over_thousands(stubs, admin):
 def test_terminate_relaunch_recover(stubs, propeller):
     register_basics(stubs)
     name = create(stubs, inputs=lmap(x=int_lit(5)))
-    stubs.executions.TerminateExecution(es.TerminateExecutionRequest(id=exec_id(name), cause="stop"))
-    wait_until(lambda: [a.execution_id.name for a in propeller.aborts] == [name], message="abort delivered")
+    stubs.executions.TerminateExecution(
+        es.TerminateExecutionRequest(id=exec_id(name), cause="stop")
+    )
+    wait_until(
+        lambda: [a.execution_id.name for a in propeller.aborts] == [name], message="abort delivered"
+    )
     got = stubs.executions.GetExecution(es.GetExecutionRequest(id=exec_id(name))).execution
     assert got.closure.phase == core_exec.WORKFLOW_EXECUTION_PHASE_ABORTING
     assert got.closure.abort_metadata.cause == "stop"
@@ -168,7 +228,9 @@ def test_terminate_relaunch_recover(stubs, propeller):
         stubs.executions.TerminateExecution(es.TerminateExecutionRequest(id=exec_id(name)))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
-    again = stubs.executions.RelaunchExecution(es.RelaunchExecutionRequest(id=exec_id(name))).id.name
+    again = stubs.executions.RelaunchExecution(
+        es.RelaunchExecutionRequest(id=exec_id(name))
+    ).id.name
     data = stubs.executions.GetExecutionData(es.GetExecutionDataRequest(id=exec_id(again)))
     assert data.inputs.literals.literals["x"].scalar.primitive.integer == 5
     relaunched = stubs.executions.GetExecution(es.GetExecutionRequest(id=exec_id(again))).execution
@@ -199,8 +261,11 @@ def test_outbox_delivers_exactly_once_after_propeller_comes_back(make_admin, pro
         with admin.ctx.db.transaction(readonly=True) as repos:
             assert all(r.attempts >= 1 for r in repos.outbox.due(2**63 - 1, 10))
         propeller.start()
-        wait_until(lambda: sorted(propeller.launched_names()) == sorted(names), timeout=15,
-                   message="launches delivered after propeller came back")
+        wait_until(
+            lambda: sorted(propeller.launched_names()) == sorted(names),
+            timeout=15,
+            message="launches delivered after propeller came back",
+        )
         wait_until(lambda: admin.dispatcher.pending() == 0, message="outbox drained")
         admin.dispatcher.run_once()
         assert len(propeller.launches) == 3
@@ -216,7 +281,9 @@ def test_quota_queues_and_admits_when_a_slot_frees(make_admin, propeller):
         names = [create(stubs, inputs=lmap(x=int_lit(i))) for i in range(4)]
         wait_until(lambda: len(propeller.launches) == 2, message="two launched")
         assert propeller.launched_names() == names[:2]
-        third = stubs.executions.GetExecution(es.GetExecutionRequest(id=exec_id(names[2]))).execution
+        third = stubs.executions.GetExecution(
+            es.GetExecutionRequest(id=exec_id(names[2]))
+        ).execution
         assert third.closure.phase == core_exec.WORKFLOW_EXECUTION_PHASE_QUEUED
         assert "limit" in third.closure.queued_reason
         # A queued one terminated never reaches propeller and frees nothing.
@@ -227,5 +294,7 @@ def test_quota_queues_and_admits_when_a_slot_frees(make_admin, propeller):
         finish(stubs, names[1])
         admin.dispatcher.run_once()
         assert len(propeller.launches) == 3
-        fourth = stubs.executions.GetExecution(es.GetExecutionRequest(id=exec_id(names[3]))).execution
+        fourth = stubs.executions.GetExecution(
+            es.GetExecutionRequest(id=exec_id(names[3]))
+        ).execution
         assert fourth.closure.phase == core_exec.WORKFLOW_EXECUTION_PHASE_ABORTED

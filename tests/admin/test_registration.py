@@ -8,17 +8,22 @@ import pytest
 from caddis_idl.admin.v1 import (
     common_pb2,
     launch_plan_pb2,
-    launch_plan_service_pb2 as lps,
     task_pb2,
-    task_service_pb2 as ts,
     workflow_pb2,
+)
+from caddis_idl.admin.v1 import (
+    launch_plan_service_pb2 as lps,
+)
+from caddis_idl.admin.v1 import (
+    task_service_pb2 as ts,
+)
+from caddis_idl.admin.v1 import (
     workflow_service_pb2 as ws,
 )
 from caddis_idl.core.v1 import literals_pb2
 from tests.admin.helpers import (
-    D,
-    INT,
     STR,
+    D,
     P,
     int_lit,
     lp_id,
@@ -108,23 +113,36 @@ def test_launch_plan_conflict_fixed_inputs_and_activation(stubs):
     wrong = launch_plan_pb2.LaunchPlanSpec(
         workflow_id=wf_id("wf"),
         fixed_inputs=literals_pb2.LiteralMap(
-            literals={"x": literals_pb2.Literal(scalar=literals_pb2.Scalar(
-                primitive=literals_pb2.Primitive(string_value="s")))}
+            literals={
+                "x": literals_pb2.Literal(
+                    scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(string_value="s"))
+                )
+            }
         ),
     )
     with pytest.raises(grpc.RpcError) as err:
-        stubs.launch_plans.CreateLaunchPlan(lps.CreateLaunchPlanRequest(id=lp_id("lp3"), spec=wrong))
+        stubs.launch_plans.CreateLaunchPlan(
+            lps.CreateLaunchPlanRequest(id=lp_id("lp3"), spec=wrong)
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "'x'" in err.value.details() and "integer" in err.value.details()
 
     active = launch_plan_pb2.LAUNCH_PLAN_STATE_ACTIVE
-    stubs.launch_plans.UpdateLaunchPlan(lps.UpdateLaunchPlanRequest(id=lp_id("lp", "v1"), state=active))
-    stubs.launch_plans.UpdateLaunchPlan(lps.UpdateLaunchPlanRequest(id=lp_id("lp", "v2"), state=active))
+    stubs.launch_plans.UpdateLaunchPlan(
+        lps.UpdateLaunchPlanRequest(id=lp_id("lp", "v1"), state=active)
+    )
+    stubs.launch_plans.UpdateLaunchPlan(
+        lps.UpdateLaunchPlanRequest(id=lp_id("lp", "v2"), state=active)
+    )
     got = stubs.launch_plans.GetActiveLaunchPlan(
-        lps.GetActiveLaunchPlanRequest(id=common_pb2.NamedEntityIdentifier(project=P, domain=D, name="lp"))
+        lps.GetActiveLaunchPlanRequest(
+            id=common_pb2.NamedEntityIdentifier(project=P, domain=D, name="lp")
+        )
     ).launch_plan
     assert got.id.version == "v2"
-    v1 = stubs.launch_plans.GetLaunchPlan(lps.GetLaunchPlanRequest(id=lp_id("lp", "v1"))).launch_plan
+    v1 = stubs.launch_plans.GetLaunchPlan(
+        lps.GetLaunchPlanRequest(id=lp_id("lp", "v1"))
+    ).launch_plan
     assert v1.closure.state == launch_plan_pb2.LAUNCH_PLAN_STATE_INACTIVE
 
 
@@ -142,8 +160,11 @@ def test_list_tasks_pages_and_ids(stubs):
             ts.ListTasksRequest(
                 id=common_pb2.NamedEntityIdentifier(project=P, domain=D, name="t"),
                 options=common_pb2.ListOptions(
-                    limit=10, token=token,
-                    sort_by=common_pb2.Sort(key="version", direction=common_pb2.SORT_DIRECTION_ASCENDING),
+                    limit=10,
+                    token=token,
+                    sort_by=common_pb2.Sort(
+                        key="version", direction=common_pb2.SORT_DIRECTION_ASCENDING
+                    ),
                 ),
             )
         )
@@ -160,6 +181,8 @@ def test_unknown_domain_is_invalid(stubs):
     bad = task_id("t1")
     bad.domain = "nowhere"
     with pytest.raises(grpc.RpcError) as err:
-        stubs.tasks.CreateTask(ts.CreateTaskRequest(id=bad, spec=task_pb2.TaskSpec(template=task_template("t1"))))
+        stubs.tasks.CreateTask(
+            ts.CreateTaskRequest(id=bad, spec=task_pb2.TaskSpec(template=task_template("t1")))
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "development" in err.value.details()

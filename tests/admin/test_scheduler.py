@@ -8,36 +8,65 @@ import pytest
 from caddis_admin.config import SchedulerConfig
 from caddis_idl.admin.v1 import (
     execution_service_pb2 as es,
+)
+from caddis_idl.admin.v1 import (
     launch_plan_pb2,
-    launch_plan_service_pb2 as lps,
     schedule_pb2,
     task_pb2,
-    task_service_pb2 as ts,
     workflow_pb2,
+)
+from caddis_idl.admin.v1 import (
+    launch_plan_service_pb2 as lps,
+)
+from caddis_idl.admin.v1 import (
+    task_service_pb2 as ts,
+)
+from caddis_idl.admin.v1 import (
     workflow_service_pb2 as ws,
 )
 from tests.admin.conftest import Stubs
-from tests.admin.helpers import DATETIME, D, P, ManualClock, lp_id, task_id, task_template, wf_id, workflow_template
+from tests.admin.helpers import (
+    DATETIME,
+    D,
+    ManualClock,
+    P,
+    lp_id,
+    task_id,
+    task_template,
+    wf_id,
+    workflow_template,
+)
 from tests.support import wait_until
 
 T0 = 1_699_999_980.0  # a whole minute
 
 
 def register_scheduled(stubs, cron="* * * * *", policy=schedule_pb2.CATCH_UP_POLICY_ALL):
-    stubs.tasks.CreateTask(ts.CreateTaskRequest(
-        id=task_id("t1"), spec=task_pb2.TaskSpec(template=task_template("t1", x=DATETIME))))
-    stubs.workflows.CreateWorkflow(ws.CreateWorkflowRequest(
-        id=wf_id("wf"), spec=workflow_pb2.WorkflowSpec(template=workflow_template("wf", x=DATETIME))))
+    stubs.tasks.CreateTask(
+        ts.CreateTaskRequest(
+            id=task_id("t1"), spec=task_pb2.TaskSpec(template=task_template("t1", x=DATETIME))
+        )
+    )
+    stubs.workflows.CreateWorkflow(
+        ws.CreateWorkflowRequest(
+            id=wf_id("wf"),
+            spec=workflow_pb2.WorkflowSpec(template=workflow_template("wf", x=DATETIME)),
+        )
+    )
     spec = launch_plan_pb2.LaunchPlanSpec(
         workflow_id=wf_id("wf"),
         schedule=schedule_pb2.Schedule(
             cron_schedule=schedule_pb2.CronSchedule(expression=cron),
-            kickoff_time_input_arg="x", catch_up_policy=policy,
+            kickoff_time_input_arg="x",
+            catch_up_policy=policy,
         ),
     )
     stubs.launch_plans.CreateLaunchPlan(lps.CreateLaunchPlanRequest(id=lp_id("nightly"), spec=spec))
-    stubs.launch_plans.UpdateLaunchPlan(lps.UpdateLaunchPlanRequest(
-        id=lp_id("nightly"), state=launch_plan_pb2.LAUNCH_PLAN_STATE_ACTIVE))
+    stubs.launch_plans.UpdateLaunchPlan(
+        lps.UpdateLaunchPlanRequest(
+            id=lp_id("nightly"), state=launch_plan_pb2.LAUNCH_PLAN_STATE_ACTIVE
+        )
+    )
 
 
 def scheduled(admin):
@@ -48,8 +77,9 @@ def scheduled(admin):
 def scheduled_executions(stubs):
     from caddis_idl.admin.v1 import common_pb2
 
-    items = stubs.executions.ListExecutions(es.ListExecutionsRequest(
-        project=P, domain=D, options=common_pb2.ListOptions(limit=1000))).executions
+    items = stubs.executions.ListExecutions(
+        es.ListExecutionsRequest(project=P, domain=D, options=common_pb2.ListOptions(limit=1000))
+    ).executions
     return sorted(e.spec.metadata.scheduled_at.seconds for e in items)
 
 
@@ -70,8 +100,11 @@ def test_restart_mid_schedule_neither_duplicates_nor_misses(make_admin, propelle
     b.scheduler.run_once()
     with grpc.insecure_channel(b.address) as ch:
         got = scheduled_executions(Stubs(ch))
-        first = Stubs(ch).executions.GetExecution(es.GetExecutionRequest(
-            id=dict_id(next(r for r in runs(b) if r.scheduled_at == int(T0 + 60) * 1_000_000))))
+        first = Stubs(ch).executions.GetExecution(
+            es.GetExecutionRequest(
+                id=dict_id(next(r for r in runs(b) if r.scheduled_at == int(T0 + 60) * 1_000_000))
+            )
+        )
     expected = [int(T0) + 60 * k for k in range(1, 6)]
     assert scheduled(b) == expected and got == expected
     data_inputs = first.execution.spec.metadata.scheduled_at.seconds
@@ -111,8 +144,16 @@ def test_two_replicas_on_one_postgres_never_double_schedule(postgres_url, tmp_pa
 
     clock = ManualClock(T0 + 1)
     replicas = [
-        serve(admin_config(postgres_url, tmp_path, propeller_address=propeller.address,
-                           scheduler=SCHED, replica_id=f"r{i}"), clock=clock)
+        serve(
+            admin_config(
+                postgres_url,
+                tmp_path,
+                propeller_address=propeller.address,
+                scheduler=SCHED,
+                replica_id=f"r{i}",
+            ),
+            clock=clock,
+        )
         for i in range(2)
     ]
     try:

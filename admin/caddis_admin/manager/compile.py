@@ -50,10 +50,10 @@ def referenced_launch_plans(
     """The launch plan ids the workflow's nodes refer to, without repeats."""
     seen: dict[bytes, identifier_pb2.Identifier] = {}
     for node in _all_nodes(template, list(subs)):
-        if node.WhichOneof("target") == "workflow_node":
-            if node.workflow_node.WhichOneof("reference") == "launchplan_ref":
-                ref = node.workflow_node.launchplan_ref
-                seen.setdefault(ref.SerializeToString(deterministic=True), ref)
+        target = node.WhichOneof("target")
+        if target == "workflow_node" and node.workflow_node.HasField("launchplan_ref"):
+            ref = node.workflow_node.launchplan_ref
+            seen.setdefault(ref.SerializeToString(deterministic=True), ref)
     return list(seen.values())
 
 

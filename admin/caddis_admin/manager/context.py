@@ -187,7 +187,7 @@ def enum_value(enum_type: Any, prefix: str) -> Callable[[str], int]:
         try:
             return int(enum_type.Value(name))
         except ValueError as exc:
-            names = [n.removeprefix(prefix) for n in enum_type.keys()]
+            names = [n.removeprefix(prefix) for n in enum_type.keys()]  # noqa: SIM118
             raise InvalidArgumentError(
                 f"{value!r} is not one of {', '.join(names)}", field="filters"
             ) from exc

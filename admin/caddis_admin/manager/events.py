@@ -1,5 +1,7 @@
-"""Event ingestion: workflow, node and task events from propeller become execution,
-node execution and task execution records.
+"""Event ingestion.
+
+Workflow, node and task events from propeller become execution, node execution and task
+execution records.
 
 Rules: an event already applied (same entity, phase, phase version and attempt, or the same
 request id) is accepted again without effect; an event older than what was applied (by
@@ -22,7 +24,8 @@ from caddis_idl.admin.v1 import (
     node_execution_pb2,
     task_execution_pb2,
 )
-from caddis_idl.core.v1 import execution_pb2 as core_exec, identifier_pb2
+from caddis_idl.core.v1 import execution_pb2 as core_exec
+from caddis_idl.core.v1 import identifier_pb2
 from caddis_idl.event.v1 import event_pb2
 
 NODE_TERMINAL = (
@@ -219,18 +222,24 @@ class EventManager:
             )
         return parent.id
 
-    def get_node(self, ident: identifier_pb2.NodeExecutionIdentifier) -> node_execution_pb2.NodeExecution:
+    def get_node(
+        self, ident: identifier_pb2.NodeExecutionIdentifier
+    ) -> node_execution_pb2.NodeExecution:
         """A node execution."""
         with self.ctx.db.transaction(readonly=True) as repos:
             row = self._node_row(repos, ident)
             return tf.node_execution_to_proto(row)
 
-    def _node_row(self, repos: Repos, ident: identifier_pb2.NodeExecutionIdentifier) -> NodeExecutionRow:
+    def _node_row(
+        self, repos: Repos, ident: identifier_pb2.NodeExecutionIdentifier
+    ) -> NodeExecutionRow:
         e = ident.execution_id
         execution = repos.executions.get(e.project, e.domain, e.name)
         row = None if execution is None else repos.node_executions.get(execution.id, ident.node_id)
         if row is None:
-            raise NotFoundError(f"node {ident.node_id!r} of execution {_exec_name(e)} does not exist")
+            raise NotFoundError(
+                f"node {ident.node_id!r} of execution {_exec_name(e)} does not exist"
+            )
         return row
 
     def list_nodes(
@@ -255,7 +264,7 @@ class EventManager:
                         f"node {parent_node_id!r} of execution {_exec_name(ident)} does not exist"
                     )
                 parent_id = parent.id
-            rows, token = repos.node_executions.list(execution.id, parent_id, query)
+            rows, token = repos.node_executions.page(execution.id, parent_id, query)
             return [tf.node_execution_to_proto(r) for r in rows], token
 
     def node_data(
@@ -263,7 +272,11 @@ class EventManager:
     ) -> tuple[common_pb2.LiteralMapData, common_pb2.LiteralMapData]:
         """A node execution's inputs and outputs."""
         node = self.get_node(ident)
-        out = node.closure.output_uri if node.closure.WhichOneof("output_result") == "output_uri" else ""
+        out = (
+            node.closure.output_uri
+            if node.closure.WhichOneof("output_result") == "output_uri"
+            else ""
+        )
         return self.executions.literal_data(node.input_uri), self.executions.literal_data(out)
 
     # -- task events -------------------------------------------------------------------------
@@ -278,7 +291,14 @@ class EventManager:
             )
         occurred = tf.micros(ev.occurred_at) if ev.HasField("occurred_at") else self.ctx.now_us()
         now = self.ctx.now_us()
-        base = [ident.project, ident.domain, ident.name, "nodes", nid.node_id, f"attempt-{ev.retry_attempt}"]
+        base = [
+            ident.project,
+            ident.domain,
+            ident.name,
+            "nodes",
+            nid.node_id,
+            f"attempt-{ev.retry_attempt}",
+        ]
         output_uri = ev.output_uri if ev.WhichOneof("output_result") == "output_uri" else ""
         if ev.WhichOneof("output_result") == "output_data":
             output_uri = self._offload([*base, "event-outputs.pb"], ev.output_data)
@@ -299,9 +319,7 @@ class EventManager:
                 )
             row = repos.task_executions.get(node.id, task_key, ev.retry_attempt)
             if row is None:
-                row = repos.task_executions.add(
-                    _new_task_row(node.id, ev, now)
-                )
+                row = repos.task_executions.add(_new_task_row(node.id, ev, now))
             entity = f"task:{row.id}"
             if not repos.events.record(
                 entity, ev.phase, ev.phase_version, ev.retry_attempt, request_id, now
@@ -354,7 +372,7 @@ class EventManager:
         )
         with self.ctx.db.transaction(readonly=True) as repos:
             node = self._node_row(repos, ident)
-            rows, token = repos.task_executions.list(node.id, query)
+            rows, token = repos.task_executions.page(node.id, query)
             return [tf.task_execution_to_proto(r) for r in rows], token
 
     def task_data(
@@ -362,7 +380,9 @@ class EventManager:
     ) -> tuple[common_pb2.LiteralMapData, common_pb2.LiteralMapData]:
         """A task execution's inputs and outputs."""
         te = self.get_task_execution(ident)
-        out = te.closure.output_uri if te.closure.WhichOneof("output_result") == "output_uri" else ""
+        out = (
+            te.closure.output_uri if te.closure.WhichOneof("output_result") == "output_uri" else ""
+        )
         return self.executions.literal_data(te.input_uri), self.executions.literal_data(out)
 
 
@@ -416,7 +436,9 @@ def _apply_node(
             md.array_index = ev.parent_node_metadata.array_index
     if ev.HasField("parent_task_metadata"):
         md.parent_task_execution.CopyFrom(ev.parent_task_metadata.id)
-        md.parent_node_id = md.parent_node_id or ev.parent_task_metadata.id.node_execution_id.node_id
+        md.parent_node_id = (
+            md.parent_node_id or ev.parent_task_metadata.id.node_execution_id.node_id
+        )
     closure = body.closure
     if ev.deck_uri:
         closure.deck_uri = ev.deck_uri

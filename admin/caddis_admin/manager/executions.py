@@ -1,5 +1,8 @@
-"""Executions: create (from a launch plan or a workflow), get, list, terminate, relaunch,
-recover, their data; quota admission; the hand-over messages for propeller."""
+"""Executions.
+
+Create (from a launch plan or a workflow), get, list, terminate, relaunch, recover, their
+data; quota admission; the hand-over messages for propeller.
+"""
 
 from __future__ import annotations
 
@@ -30,9 +33,11 @@ from caddis_admin.repository.store import Repos
 from caddis_idl.admin.v1 import common_pb2, execution_pb2, launch_plan_pb2
 from caddis_idl.core.v1 import (
     compiler_pb2,
-    execution_pb2 as core_exec,
     identifier_pb2,
     literals_pb2,
+)
+from caddis_idl.core.v1 import (
+    execution_pb2 as core_exec,
 )
 from caddis_idl.propeller.v1 import propeller_service_pb2 as prop
 
@@ -197,7 +202,10 @@ class ExecutionManager:
                 else None,
             ),
             launch_plan_id=tf.identifier(
-                identifier_pb2.RESOURCE_TYPE_LAUNCH_PLAN, lp.project, lp.domain, lp.name,
+                identifier_pb2.RESOURCE_TYPE_LAUNCH_PLAN,
+                lp.project,
+                lp.domain,
+                lp.name,
                 lp.version,
             ),
             workflow_id=tf.identifier(
@@ -262,7 +270,10 @@ class ExecutionManager:
         spec.CopyFrom(req.spec)
         spec.launch_plan.CopyFrom(
             tf.identifier(
-                identifier_pb2.RESOURCE_TYPE_LAUNCH_PLAN, lp.project, lp.domain, lp.name,
+                identifier_pb2.RESOURCE_TYPE_LAUNCH_PLAN,
+                lp.project,
+                lp.domain,
+                lp.name,
                 lp.version,
             )
         )
@@ -304,13 +315,13 @@ class ExecutionManager:
                 )
             return tf.execution_to_proto(row)
 
-    def list(
+    def list_executions(
         self, project: str, domain: str, options: common_pb2.ListOptions
     ) -> tuple[list[execution_pb2.Execution], str]:
         """A page of executions, filtered and sorted."""
         query = list_query(options, EXECUTION_FILTERS)
         with self.ctx.db.transaction(readonly=True) as repos:
-            rows, token = repos.executions.list(project, domain, query)
+            rows, token = repos.executions.page(project, domain, query)
             return [tf.execution_to_proto(r) for r in rows], token
 
     def get_data(
@@ -356,7 +367,10 @@ class ExecutionManager:
                 raise NotFoundError(
                     f"execution {_fmt_exec(ident.project, ident.domain, ident.name)} does not exist"
                 )
-            if row.phase in TERMINAL_PHASES or row.phase == core_exec.WORKFLOW_EXECUTION_PHASE_ABORTING:
+            if (
+                row.phase in TERMINAL_PHASES
+                or row.phase == core_exec.WORKFLOW_EXECUTION_PHASE_ABORTING
+            ):
                 raise FailedPreconditionError(
                     f"execution {_fmt_exec(row.project, row.domain, row.name)} is already "
                     f"{phase_name(row.phase)}; only running executions can be terminated"
@@ -414,7 +428,10 @@ class ExecutionManager:
         registered versions of tasks (same interface) for the rerun.
         """
         old = self.get(ident)
-        if old.closure.phase not in TERMINAL_PHASES or old.closure.phase == core_exec.WORKFLOW_EXECUTION_PHASE_SUCCEEDED:
+        if (
+            old.closure.phase not in TERMINAL_PHASES
+            or old.closure.phase == core_exec.WORKFLOW_EXECUTION_PHASE_SUCCEEDED
+        ):
             raise FailedPreconditionError(
                 f"execution {_fmt_exec(ident.project, ident.domain, ident.name)} is "
                 f"{phase_name(old.closure.phase)}; only failed, aborted or timed-out executions "
@@ -431,8 +448,13 @@ class ExecutionManager:
             override = self._override_tasks(old, task_overrides)
         return self.create(
             LaunchRequest(
-                ident.project, ident.domain, name, spec, inputs,
-                reference_execution=ident.name, closure_override=override,
+                ident.project,
+                ident.domain,
+                name,
+                spec,
+                inputs,
+                reference_execution=ident.name,
+                closure_override=override,
             )
         )
 
@@ -546,7 +568,7 @@ class ExecutionManager:
         return admitted
 
 
-_ROW_FIELDS = [c for c in ExecutionRow.__table__.columns.keys() if c != "id"]
+_ROW_FIELDS = [c.key for c in ExecutionRow.__table__.columns if c.key != "id"]
 
 
 def check_inputs(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from caddis_idl.core.v1 import literals_pb2, types_pb2
 
 _SIMPLE_NAMES = {
@@ -65,7 +67,8 @@ def describe_literal(lit: literals_pb2.Literal) -> str:
     skind = scalar.WhichOneof("value")
     if skind == "primitive":
         pkind = scalar.primitive.WhichOneof("value")
-        return _SIMPLE_NAMES.get(_PRIMITIVE_TYPES.get(pkind or "", 0), "unspecified")
+        simple: Any = _PRIMITIVE_TYPES.get(pkind or "", 0)
+        return _SIMPLE_NAMES.get(simple, "unspecified")
     if skind == "blob":
         return describe_type(types_pb2.LiteralType(blob=scalar.blob.metadata.type))
     if skind == "union":

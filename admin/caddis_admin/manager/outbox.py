@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from typing import Protocol
 
 from caddis_admin.manager.context import AdminContext
@@ -112,13 +113,13 @@ class Dispatcher:
             except DeliveryError as exc:
                 if exc.permanent:
                     _log.error("outbox message %d refused by propeller: %s", row_id, exc)
-                    self.ctx.db.run(lambda r, i=row_id, e=str(exc): _refused(r, i, e))
+                    self.ctx.db.run(partial(_refused, row_id=row_id, error=str(exc)))
                     continue
                 backoff = min(cfg.max_backoff_s, cfg.initial_backoff_s * 2 ** (attempts - 1))
                 retry_at = _now_us() + int(backoff * 1_000_000)
-                self.ctx.db.run(lambda r, i=row_id, t=retry_at, e=str(exc): r.outbox.failed(i, t, e))
+                self.ctx.db.run(partial(_failed, row_id=row_id, retry_at=retry_at, error=str(exc)))
                 continue
-            self.ctx.db.run(lambda r, i=row_id: r.outbox.delivered(i, _now_us()))
+            self.ctx.db.run(partial(_delivered, row_id=row_id))
             self.delivered += 1
             progressed = True
         return progressed
@@ -129,7 +130,15 @@ class Dispatcher:
             return repos.outbox.pending_count()
 
 
-def _refused(repos: Repos, row_id: int, error: str) -> None:
+def _failed(repos: Repos, *, row_id: int, retry_at: int, error: str) -> None:
+    repos.outbox.failed(row_id, retry_at, error)
+
+
+def _delivered(repos: Repos, *, row_id: int) -> None:
+    repos.outbox.delivered(row_id, _now_us())
+
+
+def _refused(repos: Repos, *, row_id: int, error: str) -> None:
     # Never retried: marked done, with the reason kept for operators.
     repos.outbox.delivered(row_id, _now_us())
     repos.outbox.failed(row_id, 0, error)

@@ -137,7 +137,7 @@ class RegistrationManager:
     def list_projects(self) -> list[project_pb2.Project]:
         """Every project."""
         with self.ctx.db.transaction(readonly=True) as repos:
-            return [tf.project_to_proto(r, self.ctx.config.domains) for r in repos.projects.list()]
+            return [tf.project_to_proto(r, self.ctx.config.domains) for r in repos.projects.all()]
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -191,7 +191,7 @@ class RegistrationManager:
         """A page of task versions."""
         query = list_query(options)
         with self.ctx.db.transaction(readonly=True) as repos:
-            rows, token = repos.tasks.list(ident.project, ident.domain, ident.name, query)
+            rows, token = repos.tasks.page(ident.project, ident.domain, ident.name, query)
             return [tf.task_to_proto(r) for r in rows], token
 
     def list_ids(
@@ -238,9 +238,9 @@ class RegistrationManager:
                 raise _conflict("workflow", ident, old, stored)
             tasks = []
             for ref in compiling.referenced_tasks(stored.template, stored.sub_workflows):
-                row = repos.tasks.get(ref.project, ref.domain, ref.name, ref.version)
-                if row is not None:
-                    tasks.append(tf.task_template(row))
+                task_row = repos.tasks.get(ref.project, ref.domain, ref.name, ref.version)
+                if task_row is not None:
+                    tasks.append(tf.task_template(task_row))
             lps = []
             for ref in compiling.referenced_launch_plans(stored.template, stored.sub_workflows):
                 lp = repos.launch_plans.get(ref.project, ref.domain, ref.name, ref.version)
@@ -314,7 +314,7 @@ class RegistrationManager:
         """A page of workflow versions."""
         query = list_query(options)
         with self.ctx.db.transaction(readonly=True) as repos:
-            rows, token = repos.workflows.list(ident.project, ident.domain, ident.name, query)
+            rows, token = repos.workflows.page(ident.project, ident.domain, ident.name, query)
             return [tf.workflow_to_proto(r) for r in rows], token
 
     # -- launch plans ------------------------------------------------------------------------
@@ -440,7 +440,7 @@ class RegistrationManager:
                 token=query.token,
             )
         with self.ctx.db.transaction(readonly=True) as repos:
-            rows, token = repos.launch_plans.list(ident.project, ident.domain, ident.name, query)
+            rows, token = repos.launch_plans.page(ident.project, ident.domain, ident.name, query)
             return [tf.launch_plan_to_proto(r) for r in rows], token
 
     def update_launch_plan(self, ident: identifier_pb2.Identifier, state: int) -> None:

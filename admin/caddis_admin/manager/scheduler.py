@@ -12,6 +12,7 @@ import hashlib
 import logging
 import threading
 from datetime import datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -154,7 +155,7 @@ class Scheduler:
                 self._launch(lp.project, lp.domain, lp.name, lp.version, spec, t)
                 created += 1
             last = times[-1]
-            self.ctx.db.run(lambda r, s=state, t=last: _advance(r, s, t))
+            self.ctx.db.run(partial(_advance, state=state, last=last))
         self.ctx.hooks.scheduler_lag(lag)
         return created
 
@@ -201,10 +202,12 @@ class Scheduler:
                 )
             )
         )
-        _log.info("scheduled %s/%s/%s for %s as %s", project, domain, lp_name, to_datetime(at_us), name)
+        _log.info(
+            "scheduled %s/%s/%s for %s as %s", project, domain, lp_name, to_datetime(at_us), name
+        )
 
 
-def _advance(repos: Repos, state: ScheduleStateRow, last: int) -> None:
+def _advance(repos: Repos, *, state: ScheduleStateRow, last: int) -> None:
     current = repos.schedules.state(state.project, state.domain, state.lp_name)
     if current is None:  # deactivated meanwhile
         return

@@ -65,7 +65,7 @@ def _condition(column: Any, op: str, value: Any) -> Any:
 def _paged(
     session: Session,
     model: type[R],
-    stmt: Select[tuple[R]],
+    stmt: Select[Any],
     query: ListQuery,
     columns: dict[str, Any],
 ) -> tuple[list[R], str]:
@@ -90,7 +90,7 @@ def _paged(
             stmt = stmt.where(or_(col < value, and_(col == value, row_id < last_id)))
     order = (col.asc(), row_id.asc()) if query.ascending else (col.desc(), row_id.desc())
     limit = max(1, min(query.limit or 100, 10_000))
-    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+    rows: list[R] = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
     token = ""
     if len(rows) > limit:
         rows = rows[:limit]
@@ -100,8 +100,8 @@ def _paged(
 
 
 def _apply_filters(
-    stmt: Select[tuple[R]], filters: Sequence[Filter], columns: dict[str, Any], what: str
-) -> Select[tuple[R]]:
+    stmt: Select[Any], filters: Sequence[Filter], columns: dict[str, Any], what: str
+) -> Select[Any]:
     for f in filters:
         if f.field.startswith("labels.") and what == "executions":
             key = f.field.removeprefix("labels.")
@@ -142,7 +142,7 @@ class ProjectRepo:
             return False
         return True
 
-    def list(self) -> list[ProjectRow]:
+    def all(self) -> list[ProjectRow]:
         """Every project, by id."""
         return list(self._s.scalars(select(ProjectRow).order_by(ProjectRow.id)))
 
@@ -155,7 +155,7 @@ class EntityRepo(Generic[E]):
 
     def __init__(self, session: Session, model: type[E], columns: dict[str, Any]) -> None:
         self._s = session
-        self._model = model
+        self._model: type[E] = model
         self._columns = columns
 
     def get(self, project: str, domain: str, name: str, version: str) -> E | None:
@@ -182,7 +182,7 @@ class EntityRepo(Generic[E]):
             return existing
         return None
 
-    def list(self, project: str, domain: str, name: str, query: ListQuery) -> tuple[list[E], str]:
+    def page(self, project: str, domain: str, name: str, query: ListQuery) -> tuple[list[E], str]:
         """A page of entities of a project+domain (and name, when given)."""
         m: Any = self._model
         stmt = select(self._model).where(m.project == project, m.domain == domain)
@@ -339,9 +339,9 @@ class ExecutionRepo:
             return False
         return True
 
-    def list(self, project: str, domain: str, query: ListQuery) -> tuple[list[ExecutionRow], str]:
+    def page(self, project: str, domain: str, query: ListQuery) -> tuple[list[ExecutionRow], str]:
         """A page of executions of a project+domain."""
-        stmt = select(ExecutionRow).where(
+        stmt: Select[Any] = select(ExecutionRow).where(
             ExecutionRow.project == project, ExecutionRow.domain == domain
         )
         stmt = _apply_filters(stmt, query.filters, EXECUTION_COLUMNS, "executions")
@@ -421,7 +421,7 @@ class NodeExecutionRepo:
             return existing
         return row
 
-    def list(
+    def page(
         self, execution_id: int, parent_id: int | None, query: ListQuery
     ) -> tuple[list[NodeExecutionRow], str]:
         """A page of node executions of an execution, at top level or under ``parent_id``."""
@@ -431,7 +431,9 @@ class NodeExecutionRepo:
             "phase": NodeExecutionRow.phase,
             "started_at": NodeExecutionRow.started_at,
         }
-        stmt = select(NodeExecutionRow).where(NodeExecutionRow.execution_id == execution_id)
+        stmt: Select[Any] = select(NodeExecutionRow).where(
+            NodeExecutionRow.execution_id == execution_id
+        )
         if parent_id is None:
             stmt = stmt.where(NodeExecutionRow.parent_id.is_(None))
         else:
@@ -481,14 +483,14 @@ class TaskExecutionRepo:
             return existing
         return row
 
-    def list(self, node_execution_id: int, query: ListQuery) -> tuple[list[TaskExecutionRow], str]:
+    def page(self, node_execution_id: int, query: ListQuery) -> tuple[list[TaskExecutionRow], str]:
         """A page of the attempts of a node execution."""
         columns = {
             "created_at": TaskExecutionRow.created_at,
             "retry_attempt": TaskExecutionRow.retry_attempt,
             "phase": TaskExecutionRow.phase,
         }
-        stmt = select(TaskExecutionRow).where(
+        stmt: Select[Any] = select(TaskExecutionRow).where(
             TaskExecutionRow.node_execution_id == node_execution_id
         )
         stmt = _apply_filters(stmt, query.filters, columns, "task executions")

@@ -26,10 +26,8 @@ from caddis_idl.admin.v1 import (
 from caddis_idl.core.v1 import compiler_pb2, identifier_pb2, tasks_pb2
 
 
-def timestamp(micros: int | None) -> timestamp_pb2.Timestamp | None:
-    """A Timestamp from microseconds since the epoch (None stays None)."""
-    if micros is None:
-        return None
+def timestamp(micros: int) -> timestamp_pb2.Timestamp:
+    """A Timestamp from microseconds since the epoch."""
     return timestamp_pb2.Timestamp(seconds=micros // 1_000_000, nanos=(micros % 1_000_000) * 1000)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import grpc
 
 from caddis_admin.manager.outbox import DeliveryError
-from caddis_idl.propeller.v1 import propeller_service_pb2 as prop, propeller_service_pb2_grpc
+from caddis_idl.propeller.v1 import propeller_service_pb2 as prop
+from caddis_idl.propeller.v1 import propeller_service_pb2_grpc
 
 # Codes after which the same request may succeed later; the rest mean propeller refused it.
 _RETRYABLE = {

@@ -1,5 +1,8 @@
-"""One servicer per admin service. Each method decodes, calls one manager method, encodes;
-domain errors become status codes in caddis._serving's interceptor."""
+"""One servicer per admin service.
+
+Each method decodes, calls one manager method, encodes;
+domain errors become status codes in caddis._serving's interceptor.
+"""
 
 from __future__ import annotations
 
@@ -13,22 +16,56 @@ from caddis_admin.manager.executions import ExecutionManager, LaunchRequest
 from caddis_admin.manager.registration import RegistrationManager
 from caddis_idl.admin.v1 import (
     code_bundle_service_pb2 as cb,
+)
+from caddis_idl.admin.v1 import (
     code_bundle_service_pb2_grpc as cb_grpc,
+)
+from caddis_idl.admin.v1 import (
     event_service_pb2 as ev,
+)
+from caddis_idl.admin.v1 import (
     event_service_pb2_grpc as ev_grpc,
+)
+from caddis_idl.admin.v1 import (
     execution_service_pb2 as ex,
+)
+from caddis_idl.admin.v1 import (
     execution_service_pb2_grpc as ex_grpc,
+)
+from caddis_idl.admin.v1 import (
     launch_plan_service_pb2 as lp,
+)
+from caddis_idl.admin.v1 import (
     launch_plan_service_pb2_grpc as lp_grpc,
+)
+from caddis_idl.admin.v1 import (
     node_execution_service_pb2 as ne,
+)
+from caddis_idl.admin.v1 import (
     node_execution_service_pb2_grpc as ne_grpc,
+)
+from caddis_idl.admin.v1 import (
     project_service_pb2 as pj,
+)
+from caddis_idl.admin.v1 import (
     project_service_pb2_grpc as pj_grpc,
+)
+from caddis_idl.admin.v1 import (
     task_execution_service_pb2 as te,
+)
+from caddis_idl.admin.v1 import (
     task_execution_service_pb2_grpc as te_grpc,
+)
+from caddis_idl.admin.v1 import (
     task_service_pb2 as tk,
+)
+from caddis_idl.admin.v1 import (
     task_service_pb2_grpc as tk_grpc,
+)
+from caddis_idl.admin.v1 import (
     workflow_service_pb2 as wf,
+)
+from caddis_idl.admin.v1 import (
     workflow_service_pb2_grpc as wf_grpc,
 )
 
@@ -43,20 +80,20 @@ class ProjectServicer(pj_grpc.ProjectServiceServicer):
 
     def CreateProject(
         self, request: pj.CreateProjectRequest, context: Ctx
-    ) -> pj.CreateProjectResponse:  # noqa: D102
+    ) -> pj.CreateProjectResponse:
         return pj.CreateProjectResponse(project=self.m.create_project(request.project))
 
-    def GetProject(self, request: pj.GetProjectRequest, context: Ctx) -> pj.GetProjectResponse:  # noqa: D102
+    def GetProject(self, request: pj.GetProjectRequest, context: Ctx) -> pj.GetProjectResponse:
         return pj.GetProjectResponse(project=self.m.get_project(request.id))
 
     def ListProjects(
         self, request: pj.ListProjectsRequest, context: Ctx
-    ) -> pj.ListProjectsResponse:  # noqa: D102
+    ) -> pj.ListProjectsResponse:
         return pj.ListProjectsResponse(projects=self.m.list_projects())
 
     def UpdateProject(
         self, request: pj.UpdateProjectRequest, context: Ctx
-    ) -> pj.UpdateProjectResponse:  # noqa: D102
+    ) -> pj.UpdateProjectResponse:
         return pj.UpdateProjectResponse(project=self.m.update_project(request.project))
 
 
@@ -66,18 +103,18 @@ class TaskServicer(tk_grpc.TaskServiceServicer):
     def __init__(self, registration: RegistrationManager) -> None:
         self.m = registration
 
-    def CreateTask(self, request: tk.CreateTaskRequest, context: Ctx) -> tk.CreateTaskResponse:  # noqa: D102
+    def CreateTask(self, request: tk.CreateTaskRequest, context: Ctx) -> tk.CreateTaskResponse:
         self.m.create_task(request.id, request.spec)
         return tk.CreateTaskResponse()
 
-    def GetTask(self, request: tk.GetTaskRequest, context: Ctx) -> tk.GetTaskResponse:  # noqa: D102
+    def GetTask(self, request: tk.GetTaskRequest, context: Ctx) -> tk.GetTaskResponse:
         return tk.GetTaskResponse(task=self.m.get_task(request.id))
 
-    def ListTaskIds(self, request: tk.ListTaskIdsRequest, context: Ctx) -> tk.ListTaskIdsResponse:  # noqa: D102
+    def ListTaskIds(self, request: tk.ListTaskIdsRequest, context: Ctx) -> tk.ListTaskIdsResponse:
         ids, token = self.m.list_ids("tasks", request.project, request.domain, request.options)
         return tk.ListTaskIdsResponse(entities=ids, next_token=token)
 
-    def ListTasks(self, request: tk.ListTasksRequest, context: Ctx) -> tk.ListTasksResponse:  # noqa: D102
+    def ListTasks(self, request: tk.ListTasksRequest, context: Ctx) -> tk.ListTasksResponse:
         items, token = self.m.list_tasks(request.id, request.options)
         return tk.ListTasksResponse(tasks=items, next_token=token)
 
@@ -90,24 +127,24 @@ class WorkflowServicer(wf_grpc.WorkflowServiceServicer):
 
     def CreateWorkflow(
         self, request: wf.CreateWorkflowRequest, context: Ctx
-    ) -> wf.CreateWorkflowResponse:  # noqa: D102
+    ) -> wf.CreateWorkflowResponse:
         self.m.create_workflow(request.id, request.spec)
         return wf.CreateWorkflowResponse()
 
-    def GetWorkflow(self, request: wf.GetWorkflowRequest, context: Ctx) -> wf.GetWorkflowResponse:  # noqa: D102
+    def GetWorkflow(self, request: wf.GetWorkflowRequest, context: Ctx) -> wf.GetWorkflowResponse:
         return wf.GetWorkflowResponse(
             workflow=self.m.get_workflow(request.id, request.include_compiled_closure)
         )
 
     def ListWorkflowIds(
         self, request: wf.ListWorkflowIdsRequest, context: Ctx
-    ) -> wf.ListWorkflowIdsResponse:  # noqa: D102
+    ) -> wf.ListWorkflowIdsResponse:
         ids, token = self.m.list_ids("workflows", request.project, request.domain, request.options)
         return wf.ListWorkflowIdsResponse(entities=ids, next_token=token)
 
     def ListWorkflows(
         self, request: wf.ListWorkflowsRequest, context: Ctx
-    ) -> wf.ListWorkflowsResponse:  # noqa: D102
+    ) -> wf.ListWorkflowsResponse:
         items, token = self.m.list_workflows(request.id, request.options)
         return wf.ListWorkflowsResponse(workflows=items, next_token=token)
 
@@ -120,23 +157,23 @@ class LaunchPlanServicer(lp_grpc.LaunchPlanServiceServicer):
 
     def CreateLaunchPlan(
         self, request: lp.CreateLaunchPlanRequest, context: Ctx
-    ) -> lp.CreateLaunchPlanResponse:  # noqa: D102
+    ) -> lp.CreateLaunchPlanResponse:
         self.m.create_launch_plan(request.id, request.spec)
         return lp.CreateLaunchPlanResponse()
 
     def GetLaunchPlan(
         self, request: lp.GetLaunchPlanRequest, context: Ctx
-    ) -> lp.GetLaunchPlanResponse:  # noqa: D102
+    ) -> lp.GetLaunchPlanResponse:
         return lp.GetLaunchPlanResponse(launch_plan=self.m.get_launch_plan(request.id))
 
     def GetActiveLaunchPlan(
         self, request: lp.GetActiveLaunchPlanRequest, context: Ctx
-    ) -> lp.GetActiveLaunchPlanResponse:  # noqa: D102
+    ) -> lp.GetActiveLaunchPlanResponse:
         return lp.GetActiveLaunchPlanResponse(launch_plan=self.m.get_active_launch_plan(request.id))
 
     def ListLaunchPlanIds(
         self, request: lp.ListLaunchPlanIdsRequest, context: Ctx
-    ) -> lp.ListLaunchPlanIdsResponse:  # noqa: D102
+    ) -> lp.ListLaunchPlanIdsResponse:
         ids, token = self.m.list_ids(
             "launch_plans", request.project, request.domain, request.options
         )
@@ -144,13 +181,13 @@ class LaunchPlanServicer(lp_grpc.LaunchPlanServiceServicer):
 
     def ListLaunchPlans(
         self, request: lp.ListLaunchPlansRequest, context: Ctx
-    ) -> lp.ListLaunchPlansResponse:  # noqa: D102
+    ) -> lp.ListLaunchPlansResponse:
         items, token = self.m.list_launch_plans(request.id, request.options)
         return lp.ListLaunchPlansResponse(launch_plans=items, next_token=token)
 
     def ListActiveLaunchPlans(
         self, request: lp.ListActiveLaunchPlansRequest, context: Ctx
-    ) -> lp.ListActiveLaunchPlansResponse:  # noqa: D102
+    ) -> lp.ListActiveLaunchPlansResponse:
         from caddis_idl.admin.v1 import common_pb2
 
         ident = common_pb2.NamedEntityIdentifier(project=request.project, domain=request.domain)
@@ -159,7 +196,7 @@ class LaunchPlanServicer(lp_grpc.LaunchPlanServiceServicer):
 
     def UpdateLaunchPlan(
         self, request: lp.UpdateLaunchPlanRequest, context: Ctx
-    ) -> lp.UpdateLaunchPlanResponse:  # noqa: D102
+    ) -> lp.UpdateLaunchPlanResponse:
         self.m.update_launch_plan(request.id, request.state)
         return lp.UpdateLaunchPlanResponse()
 
@@ -172,7 +209,7 @@ class CodeBundleServicer(cb_grpc.CodeBundleServiceServicer):
 
     def CreateUploadLocation(
         self, request: cb.CreateUploadLocationRequest, context: Ctx
-    ) -> cb.CreateUploadLocationResponse:  # noqa: D102
+    ) -> cb.CreateUploadLocationResponse:
         expires = request.expires_in.ToTimedelta().total_seconds() or 3600.0
         signed, native = self.m.create_upload_location(
             request.project, request.domain, request.digest, request.filename, expires
@@ -181,7 +218,7 @@ class CodeBundleServicer(cb_grpc.CodeBundleServiceServicer):
 
     def RegisterCodeBundle(
         self, request: cb.RegisterCodeBundleRequest, context: Ctx
-    ) -> cb.RegisterCodeBundleResponse:  # noqa: D102
+    ) -> cb.RegisterCodeBundleResponse:
         bundle = self.m.register_code_bundle(
             request.project,
             request.domain,
@@ -194,7 +231,7 @@ class CodeBundleServicer(cb_grpc.CodeBundleServiceServicer):
 
     def GetCodeBundle(
         self, request: cb.GetCodeBundleRequest, context: Ctx
-    ) -> cb.GetCodeBundleResponse:  # noqa: D102
+    ) -> cb.GetCodeBundleResponse:
         return cb.GetCodeBundleResponse(
             bundle=self.m.get_code_bundle(request.project, request.domain, request.digest)
         )
@@ -208,7 +245,7 @@ class ExecutionServicer(ex_grpc.ExecutionServiceServicer):
 
     def CreateExecution(
         self, request: ex.CreateExecutionRequest, context: Ctx
-    ) -> ex.CreateExecutionResponse:  # noqa: D102
+    ) -> ex.CreateExecutionResponse:
         name = self.m.create(
             LaunchRequest(
                 request.project, request.domain, request.name, request.spec, request.inputs
@@ -218,7 +255,7 @@ class ExecutionServicer(ex_grpc.ExecutionServiceServicer):
 
     def RelaunchExecution(
         self, request: ex.RelaunchExecutionRequest, context: Ctx
-    ) -> ex.RelaunchExecutionResponse:  # noqa: D102
+    ) -> ex.RelaunchExecutionResponse:
         name = self.m.relaunch(request.id, request.name, request.overwrite_cache)
         return ex.RelaunchExecutionResponse(
             id=_exec_id(request.id.project, request.id.domain, name)
@@ -226,36 +263,36 @@ class ExecutionServicer(ex_grpc.ExecutionServiceServicer):
 
     def RecoverExecution(
         self, request: ex.RecoverExecutionRequest, context: Ctx
-    ) -> ex.RecoverExecutionResponse:  # noqa: D102
+    ) -> ex.RecoverExecutionResponse:
         name = self.m.recover(request.id, request.name, list(request.task_version_overrides))
         return ex.RecoverExecutionResponse(id=_exec_id(request.id.project, request.id.domain, name))
 
     def GetExecution(
         self, request: ex.GetExecutionRequest, context: Ctx
-    ) -> ex.GetExecutionResponse:  # noqa: D102
+    ) -> ex.GetExecutionResponse:
         return ex.GetExecutionResponse(execution=self.m.get(request.id))
 
     def ListExecutions(
         self, request: ex.ListExecutionsRequest, context: Ctx
-    ) -> ex.ListExecutionsResponse:  # noqa: D102
-        items, token = self.m.list(request.project, request.domain, request.options)
+    ) -> ex.ListExecutionsResponse:
+        items, token = self.m.list_executions(request.project, request.domain, request.options)
         return ex.ListExecutionsResponse(executions=items, next_token=token)
 
     def TerminateExecution(
         self, request: ex.TerminateExecutionRequest, context: Ctx
-    ) -> ex.TerminateExecutionResponse:  # noqa: D102
+    ) -> ex.TerminateExecutionResponse:
         self.m.terminate(request.id, request.cause)
         return ex.TerminateExecutionResponse()
 
     def GetExecutionData(
         self, request: ex.GetExecutionDataRequest, context: Ctx
-    ) -> ex.GetExecutionDataResponse:  # noqa: D102
+    ) -> ex.GetExecutionDataResponse:
         inputs, outputs = self.m.get_data(request.id)
         return ex.GetExecutionDataResponse(inputs=inputs, outputs=outputs)
 
     def UpdateExecution(
         self, request: ex.UpdateExecutionRequest, context: Ctx
-    ) -> ex.UpdateExecutionResponse:  # noqa: D102
+    ) -> ex.UpdateExecutionResponse:
         return ex.UpdateExecutionResponse(execution=self.m.update(request.id, request.state))
 
 
@@ -267,12 +304,12 @@ class NodeExecutionServicer(ne_grpc.NodeExecutionServiceServicer):
 
     def GetNodeExecution(
         self, request: ne.GetNodeExecutionRequest, context: Ctx
-    ) -> ne.GetNodeExecutionResponse:  # noqa: D102
+    ) -> ne.GetNodeExecutionResponse:
         return ne.GetNodeExecutionResponse(node_execution=self.m.get_node(request.id))
 
     def ListNodeExecutions(
         self, request: ne.ListNodeExecutionsRequest, context: Ctx
-    ) -> ne.ListNodeExecutionsResponse:  # noqa: D102
+    ) -> ne.ListNodeExecutionsResponse:
         items, token = self.m.list_nodes(
             request.execution_id, request.unique_parent_id, request.options
         )
@@ -280,7 +317,7 @@ class NodeExecutionServicer(ne_grpc.NodeExecutionServiceServicer):
 
     def GetNodeExecutionData(
         self, request: ne.GetNodeExecutionDataRequest, context: Ctx
-    ) -> ne.GetNodeExecutionDataResponse:  # noqa: D102
+    ) -> ne.GetNodeExecutionDataResponse:
         inputs, outputs = self.m.node_data(request.id)
         return ne.GetNodeExecutionDataResponse(inputs=inputs, outputs=outputs)
 
@@ -293,18 +330,18 @@ class TaskExecutionServicer(te_grpc.TaskExecutionServiceServicer):
 
     def GetTaskExecution(
         self, request: te.GetTaskExecutionRequest, context: Ctx
-    ) -> te.GetTaskExecutionResponse:  # noqa: D102
+    ) -> te.GetTaskExecutionResponse:
         return te.GetTaskExecutionResponse(task_execution=self.m.get_task_execution(request.id))
 
     def ListTaskExecutions(
         self, request: te.ListTaskExecutionsRequest, context: Ctx
-    ) -> te.ListTaskExecutionsResponse:  # noqa: D102
+    ) -> te.ListTaskExecutionsResponse:
         items, token = self.m.list_task_executions(request.node_execution_id, request.options)
         return te.ListTaskExecutionsResponse(task_executions=items, next_token=token)
 
     def GetTaskExecutionData(
         self, request: te.GetTaskExecutionDataRequest, context: Ctx
-    ) -> te.GetTaskExecutionDataResponse:  # noqa: D102
+    ) -> te.GetTaskExecutionDataResponse:
         inputs, outputs = self.m.task_data(request.id)
         return te.GetTaskExecutionDataResponse(inputs=inputs, outputs=outputs)
 
@@ -317,25 +354,25 @@ class EventServicer(ev_grpc.EventServiceServicer):
 
     def CreateWorkflowEvent(
         self, request: ev.CreateWorkflowEventRequest, context: Ctx
-    ) -> ev.CreateWorkflowEventResponse:  # noqa: D102
+    ) -> ev.CreateWorkflowEventResponse:
         self.m.workflow_event(request.request_id, request.event)
         return ev.CreateWorkflowEventResponse()
 
     def CreateNodeEvent(
         self, request: ev.CreateNodeEventRequest, context: Ctx
-    ) -> ev.CreateNodeEventResponse:  # noqa: D102
+    ) -> ev.CreateNodeEventResponse:
         self.m.node_event(request.request_id, request.event)
         return ev.CreateNodeEventResponse()
 
     def CreateTaskEvent(
         self, request: ev.CreateTaskEventRequest, context: Ctx
-    ) -> ev.CreateTaskEventResponse:  # noqa: D102
+    ) -> ev.CreateTaskEventResponse:
         self.m.task_event(request.request_id, request.event)
         return ev.CreateTaskEventResponse()
 
     def CreateEvents(
         self, request: ev.CreateEventsRequest, context: Ctx
-    ) -> ev.CreateEventsResponse:  # noqa: D102
+    ) -> ev.CreateEventsResponse:
         from caddis._serving.errors import FailedPreconditionError, ServiceError
 
         results = []
