@@ -5,13 +5,13 @@ import typing
 from typing import NamedTuple
 
 import pytest
-from caddis_idl.core.v1 import tasks_pb2, types_pb2
 
 from caddis import Cache, Resources, Secret, TaskMetadata, task
 from caddis.core.errors import CompilationError, MissingTypeError
 from caddis.core.resolver import load_entity
 from caddis.core.settings import SerializationSettings
 from caddis.core.task import PythonFunctionTask
+from caddis_idl.core.v1 import tasks_pb2, types_pb2
 
 SETTINGS = SerializationSettings(project="p", domain="d", version="v1", image="img:1")
 
@@ -46,19 +46,19 @@ def test_zero_inputs_and_outputs() -> None:
 
 def test_tuple_outputs_flytekit_form() -> None:
     @task
-    def t() -> (typing.List[typing.List[float]], typing.List[float]):  # type: ignore[syntax]
+    def t() -> (list[list[float]], list[float]):  # type: ignore[syntax]
         return [[1.0]], [2.0]
 
     iface = t.python_interface
     assert list(iface.outputs) == ["o0", "o1"]
-    assert iface.outputs["o0"] == typing.List[typing.List[float]]
+    assert iface.outputs["o0"] == list[list[float]]
     assert iface.outputs_are_tuple
     assert iface.unpack_outputs(t.execute()) == {"o0": [[1.0]], "o1": [2.0]}
 
 
 def test_typing_tuple_outputs() -> None:
     @task
-    def t() -> typing.Tuple[int, str]:
+    def t() -> tuple[int, str]:
         return 1, "a"
 
     @task
@@ -76,7 +76,7 @@ def test_variable_length_tuple_is_rejected() -> None:
     with pytest.raises(MissingTypeError, match=r"task '.*\.t'.*variable length"):
 
         @task
-        def t() -> typing.Tuple[int, ...]:
+        def t() -> tuple[int, ...]:
             return (1,)
 
 
@@ -87,7 +87,7 @@ class Stats(NamedTuple):
 
 def test_named_tuple_outputs_keep_names() -> None:
     @task
-    def t(xs: typing.List[float]) -> Stats:
+    def t(xs: list[float]) -> Stats:
         return Stats(sum(xs) / len(xs), len(xs))
 
     iface = t.python_interface
@@ -244,9 +244,9 @@ def test_invalid_options_name_the_task(options: dict[str, typing.Any], message: 
 
 
 def test_resources_validation() -> None:
-    with pytest.raises(ValueError, match="Resources.cpu"):
+    with pytest.raises(ValueError, match=r"Resources.cpu"):
         Resources(cpu=True)
-    with pytest.raises(ValueError, match="Resources.mem"):
+    with pytest.raises(ValueError, match=r"Resources.mem"):
         Resources(mem="")
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: UP006  (the seed programs keep their flytekit-era typing spelling)
 """Seed example skeleton: image augmentation with a map task (flytekit -> caddis).
 
 The image libraries of the original are replaced by file copies: the structure (FlyteFile

@@ -1,3 +1,4 @@
+# ruff: noqa: UP006  (the seed programs keep their flytekit-era typing spelling)
 """Seed example: count common characters with a dynamic workflow (flytekit -> caddis)."""
 
 import typing
