@@ -1,0 +1,1957 @@
+"""The evaluation engine: level-triggered rounds over one execution's state.
+
+Each round looks only at the *active* nodes of each graph (ready to start, in flight, or
+waiting on a timer), never at the whole graph: when a node finishes, its downstream counters
+drop and nodes whose counters reach zero join the active set (and are evaluated in the same
+round, so a chain of in-process tasks finishes in one round). Work per round is bounded
+(``EngineConfig.max_node_evaluations_per_round``, ``array_items_per_round``) so a huge array
+cannot starve other executions sharing a propeller worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from caddis_idl.core.v1 import (
+    compiler_pb2,
+    dynamic_job_pb2,
+    execution_pb2,
+    identifier_pb2,
+    literals_pb2,
+    types_pb2,
+)
+from caddis_propeller.compiler import CompilationError, compile_dynamic
+from caddis_propeller.engine.cache_keys import CacheKey, cache_key, reservation_owner
+from caddis_propeller.engine.interfaces import (
+    BatchTaskRunner,
+    BinaryAttrResolver,
+    Catalog,
+    Clock,
+    DataStore,
+    Dynamic,
+    EventSink,
+    Failed,
+    LaunchPlanRunner,
+    LaunchRequest,
+    NodeEvent,
+    PriorOutputs,
+    Running,
+    SignalSource,
+    Succeeded,
+    TaskAttempt,
+    TaskEvent,
+    TaskRunner,
+    TaskStatus,
+    WorkflowEvent,
+)
+from caddis_propeller.engine.plan import (
+    END_INDEX,
+    NONE_LITERAL,
+    START_INDEX,
+    GraphPlan,
+    NodeKind,
+    NodePlan,
+    Resolver,
+    WorkflowPlan,
+)
+from caddis_propeller.engine.state import (
+    DONE_OK_PHASES,
+    FLAG_COUNTED,
+    FLAG_DYNAMIC,
+    FLAG_RESERVED,
+    TERMINAL_PHASES,
+    ArrayState,
+    ExecutionOptions,
+    ExecutionState,
+    GraphPhase,
+    GraphState,
+    ItemPhase,
+    NodePhase,
+    NodeState,
+)
+from caddis_propeller.engine.values import (
+    ResolutionError,
+    evaluate_condition,
+    resolve_attr_path,
+)
+
+_WP = execution_pb2.WorkflowExecutionPhase
+_NP = execution_pb2.NodeExecutionPhase
+_TP = execution_pb2.TaskExecutionPhase
+_CS = execution_pb2.CatalogCacheStatus
+_USER = execution_pb2.ErrorKind.ERROR_KIND_USER
+_SYSTEM = execution_pb2.ErrorKind.ERROR_KIND_SYSTEM
+_BOOL = types_pb2.LiteralType(simple=types_pb2.SimpleType.SIMPLE_TYPE_BOOLEAN)
+
+_NODE_EVENT_PHASE = {
+    NodePhase.NOT_STARTED: _NP.NODE_EXECUTION_PHASE_UNSPECIFIED,
+    NodePhase.QUEUED: _NP.NODE_EXECUTION_PHASE_QUEUED,
+    NodePhase.RUNNING: _NP.NODE_EXECUTION_PHASE_RUNNING,
+    NodePhase.DYNAMIC_RUNNING: _NP.NODE_EXECUTION_PHASE_DYNAMIC_RUNNING,
+    NodePhase.SUCCEEDED: _NP.NODE_EXECUTION_PHASE_SUCCEEDED,
+    NodePhase.FAILED: _NP.NODE_EXECUTION_PHASE_FAILED,
+    NodePhase.SKIPPED: _NP.NODE_EXECUTION_PHASE_SKIPPED,
+    NodePhase.TIMED_OUT: _NP.NODE_EXECUTION_PHASE_TIMED_OUT,
+    NodePhase.ABORTED: _NP.NODE_EXECUTION_PHASE_ABORTED,
+    NodePhase.RECOVERED: _NP.NODE_EXECUTION_PHASE_RECOVERED,
+}
+
+
+def make_error(
+    code: str,
+    message: str,
+    *,
+    kind: execution_pb2.ErrorKind.ValueType = _USER,
+    recoverable: bool = False,
+) -> execution_pb2.ExecutionError:
+    """Build an ExecutionError (helper for runners and tests)."""
+    return execution_pb2.ExecutionError(
+        code=code,
+        message=message,
+        kind=kind,
+        recoverable=recoverable,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Engine knobs (platform-wide; per-execution knobs are in ExecutionOptions).
+
+    Attributes:
+        max_system_retries: Attempts that may fail with SYSTEM errors before the node fails.
+        backoff_base: Delay in seconds before the first retry (0 = retry at once).
+        backoff_multiplier: Growth of the delay per further failure.
+        backoff_max: Upper bound of the delay.
+        interruptible_failure_threshold: After this many failed attempts a node runs
+            non-interruptible; -1 = only the last possible attempt does.
+        max_node_evaluations_per_round: Bound on node evaluations per round.
+        array_items_per_round: Bound on item starts/checks per array node per round.
+        reservation_heartbeat: Heartbeat (s) requested for cache-serialization reservations.
+        dynamic_plan_cache_size: Compiled dynamic plans kept in memory (LRU).
+    """
+
+    max_system_retries: int = 3
+    backoff_base: float = 0.0
+    backoff_multiplier: float = 2.0
+    backoff_max: float = 300.0
+    interruptible_failure_threshold: int = -1
+    max_node_evaluations_per_round: int = 100_000
+    array_items_per_round: int = 10_000
+    reservation_heartbeat: float = 10.0
+    dynamic_plan_cache_size: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    """What a round did and when the next one is useful.
+
+    Attributes:
+        done: The execution reached a terminal phase.
+        phase: The WorkflowExecutionPhase after the round.
+        changed: Some state changed (persist it; another round may make progress).
+        wake_at: Earliest clock time a timer (backoff, sleep gate, timeout) fires, or None.
+        pending: Work is in flight outside the engine (tasks, child executions, signals,
+            reservations) whose progress only a later round observes.
+        budget_exhausted: The round stopped early on its work bound; run another round soon.
+    """
+
+    done: bool
+    phase: int
+    changed: bool
+    wake_at: float | None
+    pending: bool
+    budget_exhausted: bool
+
+
+class _Ctx:
+    """Per-round context."""
+
+    __slots__ = (
+        "budget",
+        "changed",
+        "dp",
+        "exhausted",
+        "now",
+        "pending",
+        "recovery",
+        "state",
+        "wake_at",
+    )
+
+    def __init__(
+        self, state: ExecutionState, now: float, budget: int, recovery: PriorOutputs | None
+    ) -> None:
+        self.state = state
+        self.now = now
+        self.budget = budget
+        self.recovery = recovery
+        self.dp = state.data_prefix
+        self.changed = False
+        self.pending = False
+        self.exhausted = False
+        self.wake_at: float | None = None
+
+    def wake(self, t: float) -> None:
+        if self.wake_at is None or t < self.wake_at:
+            self.wake_at = t
+
+
+class _GraphRT:
+    """Transient runtime of one graph (ready set, counters, cached inputs); never persisted."""
+
+    __slots__ = (
+        "active",
+        "gs",
+        "inputs",
+        "inputs_key",
+        "parent_path",
+        "plan",
+        "prefix",
+        "remaining",
+        "wp",
+    )
+
+    def __init__(
+        self,
+        wp: WorkflowPlan,
+        plan: GraphPlan,
+        gs: GraphState,
+        prefix: str,
+        inputs_key: str,
+        parent_path: str | None,
+    ) -> None:
+        self.wp = wp
+        self.plan = plan
+        self.gs = gs
+        self.prefix = prefix
+        self.inputs_key = inputs_key
+        self.parent_path = parent_path
+        self.inputs: literals_pb2.LiteralMap | None = None
+        n = len(plan.nodes)
+        if len(gs.nodes) != n:
+            gs.nodes = [None] * n
+        nodes = gs.nodes
+        self.remaining = [0] * n
+        self.active: dict[int, None] = {}
+        ok_or_skipped = DONE_OK_PHASES | {NodePhase.SKIPPED}
+        for np_ in plan.nodes:
+            if np_.index == START_INDEX:
+                continue
+            cnt = 0
+            for u in np_.upstream:
+                if u == START_INDEX:
+                    continue
+                nu = nodes[u]
+                if nu is None or nu.phase not in ok_or_skipped:
+                    cnt += 1
+            self.remaining[np_.index] = cnt
+        for i in range(2, n):
+            ns = nodes[i]
+            if ns is not None and ns.phase in TERMINAL_PHASES:
+                continue
+            if (ns is not None and ns.phase != NodePhase.NOT_STARTED) or self.remaining[i] == 0:
+                self.active[i] = None
+        end = nodes[END_INDEX]
+        if (end is None or end.phase not in TERMINAL_PHASES) and self.remaining[END_INDEX] == 0:
+            self.active[END_INDEX] = None
+
+
+class _ArrayRT:
+    """Transient runtime of an array node: its resolved inputs and in-memory item outputs."""
+
+    __slots__ = ("bound", "inputs", "mapped", "outputs")
+
+    def __init__(self, inputs: literals_pb2.LiteralMap, bound: frozenset[str], size: int) -> None:
+        self.inputs = inputs
+        self.bound = [(k, v) for k, v in inputs.literals.items() if k in bound]
+        self.mapped = [
+            (k, v.collection.literals) for k, v in inputs.literals.items() if k not in bound
+        ]
+        self.outputs: list[literals_pb2.LiteralMap | None] = [None] * size
+
+
+class Engine:
+    """Evaluates executions of compiled workflows; see the package docstring for the protocol.
+
+    One Engine serves any number of executions (it keeps no per-execution state besides
+    caches of plans); it is not thread-safe: use one per worker thread.
+
+    Args:
+        runner: Runs task attempts.
+        data: Stores inputs, outputs, futures, errors and compiled dynamic closures.
+        catalog: Memoization; None disables caching.
+        events: Receives events; None disables them (the cheapest local mode).
+        clock: Time source; defaults to ``time.time``.
+        launch_plans: Runs launch-plan nodes; None makes them fail.
+        signals: Supplies gate signals; None makes approve/signal gates fail.
+        binary_attr: Resolves attribute paths into Binary literals (see BinaryAttrResolver).
+        config: Engine knobs.
+    """
+
+    def __init__(
+        self,
+        runner: TaskRunner,
+        data: DataStore,
+        *,
+        catalog: Catalog | None = None,
+        events: EventSink | None = None,
+        clock: Clock | None = None,
+        launch_plans: LaunchPlanRunner | None = None,
+        signals: SignalSource | None = None,
+        binary_attr: BinaryAttrResolver | None = None,
+        config: EngineConfig | None = None,
+    ) -> None:
+        self._runner = runner
+        self._batch: BatchTaskRunner | None = (
+            runner if isinstance(runner, BatchTaskRunner) else None
+        )
+        self._data = data
+        self._catalog = catalog
+        self._events = events
+        self._item_events = bool(events is not None and getattr(events, "array_item_events", False))
+        if clock is None:
+            import time
+
+            self._now: Callable[[], float] = time.time
+        else:
+            self._now = clock.now
+        self._lp = launch_plans
+        self._signals = signals
+        self._binary_attr = binary_attr
+        self.config = config or EngineConfig()
+        self._dyn_plans: OrderedDict[str, WorkflowPlan] = OrderedDict()
+        self._current_wp: WorkflowPlan | None = None
+
+    # =========================================================================================
+    # Public API
+    # =========================================================================================
+    @staticmethod
+    def prepare(closure: compiler_pb2.CompiledWorkflowClosure) -> WorkflowPlan:
+        """Index a compiled closure for evaluation (cache the result per closure)."""
+        return WorkflowPlan(closure)
+
+    def start(
+        self,
+        plan: WorkflowPlan,
+        inputs: literals_pb2.LiteralMap,
+        *,
+        execution_id: identifier_pb2.WorkflowExecutionIdentifier,
+        data_prefix: str | None = None,
+        options: ExecutionOptions | None = None,
+    ) -> ExecutionState:
+        """Create the state of a new execution and store its inputs.
+
+        Optional workflow inputs that are missing are bound to None.
+
+        Raises:
+            ValueError: When a required workflow input is missing.
+        """
+        iface = plan.primary.template.interface.inputs.variables
+        missing = [k for k in iface if k not in inputs.literals]
+        if missing:
+            from caddis_propeller.compiler import is_optional
+
+            required = [k for k in missing if not is_optional(iface[k].type)]
+            if required:
+                raise ValueError(
+                    f"workflow {plan.primary.template.id.name} is missing required inputs: "
+                    + ", ".join(sorted(required))
+                )
+            full = literals_pb2.LiteralMap()
+            full.CopyFrom(inputs)
+            for k in missing:
+                full.literals[k].CopyFrom(NONE_LITERAL)
+            inputs = full
+        dp = (
+            data_prefix
+            if data_prefix is not None
+            else f"{execution_id.project}/{execution_id.domain}/{execution_id.name}"
+        )
+        st = ExecutionState(execution_id, dp, options, GraphState(len(plan.primary.nodes)))
+        st.n_running = 0
+        self._data.put(st.inputs_key, inputs)
+        if self._events is not None:
+            self._events.emit(WorkflowEvent(_WP.WORKFLOW_EXECUTION_PHASE_QUEUED, self._now()))
+        return st
+
+    def round(
+        self,
+        plan: WorkflowPlan,
+        state: ExecutionState,
+        *,
+        recovery: PriorOutputs | None = None,
+    ) -> RoundResult:
+        """Evaluate one round: start what is ready, observe what is running, finish what is done.
+
+        Args:
+            plan: The prepared plan of the execution's closure.
+            state: The execution state (mutated in place; persist it when ``changed``).
+            recovery: Outputs of an earlier execution to reuse (RECOVERED nodes).
+
+        Returns:
+            A RoundResult telling the driver whether to persist and when to come back.
+        """
+        if state.done:
+            return RoundResult(True, state.phase, False, None, False, False)
+        ctx = _Ctx(state, self._now(), self.config.max_node_evaluations_per_round, recovery)
+        if state.n_running < 0:
+            state.n_running = _count_running(state.root)
+        if state.abort_reason is not None:
+            self._abort_execution(ctx, plan, state.abort_reason)
+        else:
+            if state.phase == _WP.WORKFLOW_EXECUTION_PHASE_QUEUED:
+                self._wf_phase(ctx, _WP.WORKFLOW_EXECUTION_PHASE_RUNNING)
+            root = state.root
+            self._eval_graph(ctx, plan, plan.primary, root, "", state.inputs_key, None)
+            if root.phase == GraphPhase.SUCCEEDED:
+                self._wf_phase(ctx, _WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED)
+            elif root.phase == GraphPhase.FAILED:
+                state.error = root.error
+                self._wf_phase(ctx, _WP.WORKFLOW_EXECUTION_PHASE_FAILED, root.error)
+            elif (
+                root.phase == GraphPhase.FAILING
+                and state.phase != _WP.WORKFLOW_EXECUTION_PHASE_FAILING
+            ):
+                self._wf_phase(ctx, _WP.WORKFLOW_EXECUTION_PHASE_FAILING)
+        state.rounds += 1
+        return RoundResult(
+            state.done, state.phase, ctx.changed, ctx.wake_at, ctx.pending, ctx.exhausted
+        )
+
+    def abort(self, plan: WorkflowPlan, state: ExecutionState, reason: str) -> None:
+        """Abort the execution now: stop every running attempt and child, mark all ABORTED."""
+        if state.done:
+            return
+        state.abort_reason = reason
+        ctx = _Ctx(state, self._now(), 0, None)
+        if state.n_running < 0:
+            state.n_running = _count_running(state.root)
+        self._abort_execution(ctx, plan, reason)
+
+    def outputs(self, state: ExecutionState) -> literals_pb2.LiteralMap | None:
+        """The execution's outputs once it succeeded, else None."""
+        if state.phase != _WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED:
+            return None
+        return self._data.get(state.outputs_key, literals_pb2.LiteralMap)
+
+    def run(
+        self,
+        plan: WorkflowPlan,
+        state: ExecutionState,
+        *,
+        wait: Callable[[float | None], None] | None = None,
+        recovery: PriorOutputs | None = None,
+        max_rounds: int | None = None,
+    ) -> ExecutionState:
+        """Drive rounds until the execution is done (the local driver's loop).
+
+        Args:
+            plan: The prepared plan.
+            state: The state from :meth:`start`.
+            wait: Called when a round made no progress: with the seconds until the next timer,
+                or None when only external progress (running tasks) can help. Local mode
+                sleeps; tests advance a fake clock.
+            recovery: Prior outputs to reuse.
+            max_rounds: Safety bound (None = unbounded).
+
+        Raises:
+            RuntimeError: When nothing can make progress (a bug) or ``max_rounds`` is hit.
+        """
+        rounds = 0
+        while not state.done:
+            r = self.round(plan, state, recovery=recovery)
+            rounds += 1
+            if max_rounds is not None and rounds >= max_rounds and not state.done:
+                raise RuntimeError(f"execution not done after {rounds} rounds")
+            if r.done or r.changed or r.budget_exhausted:
+                continue
+            if r.wake_at is not None:
+                if wait is None:
+                    raise RuntimeError("execution waits on a timer but no wait callback is set")
+                wait(max(0.0, r.wake_at - self._now()))
+            elif r.pending:
+                if wait is None:
+                    raise RuntimeError("execution waits on running work; no wait callback set")
+                wait(None)
+            else:
+                raise RuntimeError("execution is stalled: nothing runs and nothing is ready")
+        return state
+
+    # =========================================================================================
+    # Events and phases
+    # =========================================================================================
+    def _wf_phase(
+        self, ctx: _Ctx, phase: int, error: execution_pb2.ExecutionError | None = None
+    ) -> None:
+        ctx.state.phase = phase
+        ctx.changed = True
+        if self._events is not None:
+            out = ctx.state.outputs_key if phase == _WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED else None
+            self._events.emit(WorkflowEvent(phase, ctx.now, error, out))
+
+    def _set(
+        self,
+        ctx: _Ctx,
+        np_: NodePlan,
+        ns: NodeState,
+        phase: NodePhase,
+        path: str,
+        parent: str | None,
+        *,
+        outputs: bool = False,
+    ) -> None:
+        ns.phase = phase
+        ctx.changed = True
+        ev = self._events
+        if ev is not None:
+            target = None
+            if np_.task is not None:
+                target = np_.task.id
+            elif np_.launch_plan is not None:
+                target = np_.launch_plan.id
+            ev.emit(
+                NodeEvent(
+                    node_path=path,
+                    node_id=np_.id,
+                    phase=_NODE_EVENT_PHASE[phase],
+                    occurred_at=ctx.now,
+                    attempt=ns.attempt,
+                    parent_path=parent,
+                    inputs_key=f"{ctx.dp}/{path}/inputs.pb",
+                    outputs_key=(f"{ctx.dp}/{path}/{ns.attempt}/outputs.pb" if outputs else None),
+                    error=ns.error if phase in TERMINAL_PHASES else None,
+                    cache_status=ns.cache_status,
+                    is_parent=np_.kind in (NodeKind.SUBWORKFLOW, NodeKind.BRANCH, NodeKind.ARRAY)
+                    or bool(ns.flags & FLAG_DYNAMIC),
+                    is_dynamic=bool(ns.flags & FLAG_DYNAMIC),
+                    dynamic_closure_key=(
+                        f"{ctx.dp}/{path}/{ns.attempt}/dynamic_compiled.pb"
+                        if ns.flags & FLAG_DYNAMIC
+                        else None
+                    ),
+                    node_name=np_.name,
+                    target=target,
+                )
+            )
+
+    def _task_event(
+        self,
+        ctx: _Ctx,
+        attempt: TaskAttempt,
+        phase: int,
+        *,
+        handle: str | None = None,
+        error: execution_pb2.ExecutionError | None = None,
+        outputs_key: str | None = None,
+        status: Running | None = None,
+    ) -> None:
+        ev = self._events
+        if ev is None or (attempt.array_index is not None and not self._item_events):
+            return
+        ev.emit(
+            TaskEvent(
+                node_path=attempt.node_path,
+                node_id=attempt.node_id,
+                task_id=attempt.task.id,
+                attempt=attempt.attempt,
+                phase=phase,
+                occurred_at=ctx.now,
+                phase_version=status.phase_version if status else 0,
+                handle=handle,
+                inputs_key=attempt.inputs_key,
+                outputs_key=outputs_key,
+                error=error,
+                logs=status.logs if status else (),
+                reason=status.reason if status else "",
+                array_index=attempt.array_index,
+                task_type=attempt.task.type,
+            )
+        )
+
+    # =========================================================================================
+    # Graphs
+    # =========================================================================================
+    def _eval_graph(
+        self,
+        ctx: _Ctx,
+        wp: WorkflowPlan,
+        plan: GraphPlan,
+        gs: GraphState,
+        prefix: str,
+        inputs_key: str,
+        parent: str | None,
+    ) -> None:
+        if gs.phase in (GraphPhase.SUCCEEDED, GraphPhase.FAILED, GraphPhase.ABORTED):
+            return
+        rt: _GraphRT | None = gs.rt
+        if rt is None:
+            rt = _GraphRT(wp, plan, gs, prefix, inputs_key, parent)
+            gs.rt = rt
+        active = rt.active
+        nodes = gs.nodes
+        plan_nodes = plan.nodes
+        remaining = rt.remaining
+        work = list(active)
+        wi = 0
+        while wi < len(work):
+            if ctx.budget <= 0:
+                ctx.exhausted = True
+                break
+            i = work[wi]
+            wi += 1
+            if i not in active:
+                continue
+            ctx.budget -= 1
+            if i == END_INDEX:
+                self._eval_end(ctx, rt)
+                del active[i]
+                if gs.phase != GraphPhase.RUNNING:
+                    break
+                continue
+            np_ = plan_nodes[i]
+            ns = nodes[i]
+            if ns is None:
+                ns = NodeState()
+                nodes[i] = ns
+            self._eval_node(ctx, rt, np_, ns, prefix + np_.id, parent)
+            ph = ns.phase
+            if ph not in TERMINAL_PHASES:
+                continue
+            del active[i]
+            if ph in DONE_OK_PHASES or ph == NodePhase.SKIPPED:
+                for d in np_.downstream:
+                    remaining[d] -= 1
+                    if remaining[d] == 0:
+                        active[d] = None
+                        work.append(d)
+            else:
+                if gs.error is None:
+                    gs.error = ns.error or make_error(
+                        "NodeFailed", f"node {prefix + np_.id} ended in {ph.name}"
+                    )
+                    gs.failed_node = prefix + np_.id
+                if gs.phase == GraphPhase.RUNNING:
+                    gs.phase = GraphPhase.FAILING
+                    ctx.changed = True
+                if plan.fail_immediately:
+                    self._abort_active(ctx, rt, "another node failed (fail immediately)")
+                    break
+        if gs.phase == GraphPhase.FAILING and not active:
+            self._finish_failing(ctx, rt)
+
+    def _eval_end(self, ctx: _Ctx, rt: _GraphRT) -> None:
+        gs = rt.gs
+        out = literals_pb2.LiteralMap()
+        try:
+            for var, r in rt.plan.outputs:
+                out.literals[var].CopyFrom(self._resolve(ctx, rt, r))
+        except ResolutionError as exc:
+            gs.error = make_error("OutputsBindingError", f"workflow outputs: {exc}")
+            gs.phase = GraphPhase.FAILING
+            ctx.changed = True
+            return
+        self._data.put(f"{ctx.dp}/{rt.prefix}outputs.pb", out)
+        end = NodeState()
+        end.phase = NodePhase.SUCCEEDED
+        gs.nodes[END_INDEX] = end
+        gs.phase = GraphPhase.SUCCEEDED
+        ctx.changed = True
+
+    def _abort_active(self, ctx: _Ctx, rt: _GraphRT, reason: str) -> None:
+        for i in list(rt.active):
+            ns = rt.gs.nodes[i]
+            if ns is not None and ns.phase not in TERMINAL_PHASES and i != END_INDEX:
+                if ns.phase == NodePhase.NOT_STARTED:
+                    continue
+                np_ = rt.plan.nodes[i]
+                self._abort_node(ctx, rt.wp, np_, ns, rt.prefix + np_.id, rt.parent_path, reason)
+        rt.active.clear()
+
+    def _finish_failing(self, ctx: _Ctx, rt: _GraphRT) -> None:
+        gs = rt.gs
+        fn = rt.plan.failure_node
+        if fn is not None:
+            fs = gs.failure_node
+            if fs is None:
+                fs = NodeState()
+                gs.failure_node = fs
+            if fs.phase not in TERMINAL_PHASES:
+                self._eval_node(ctx, rt, fn, fs, rt.prefix + fn.id, rt.parent_path)
+                if fs.phase not in TERMINAL_PHASES:
+                    return
+        gs.phase = GraphPhase.FAILED
+        ctx.changed = True
+
+    # =========================================================================================
+    # Nodes
+    # =========================================================================================
+    def _eval_node(
+        self,
+        ctx: _Ctx,
+        rt: _GraphRT,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+    ) -> None:
+        if ns.phase == NodePhase.NOT_STARTED:
+            nodes = rt.gs.nodes
+            for u in np_.upstream:
+                nu = nodes[u]
+                if u != START_INDEX and nu is not None and nu.phase == NodePhase.SKIPPED:
+                    self._set(ctx, np_, ns, NodePhase.SKIPPED, path, parent)
+                    return
+            if ctx.recovery is not None and self._recover(ctx, np_, ns, path, parent):
+                return
+        kind = np_.kind
+        if kind == NodeKind.TASK:
+            self._eval_task(ctx, rt, np_, ns, path, parent)
+        elif kind == NodeKind.ARRAY:
+            self._eval_array(ctx, rt, np_, ns, path, parent)
+        elif kind == NodeKind.BRANCH:
+            self._eval_branch(ctx, rt, np_, ns, path, parent)
+        elif kind == NodeKind.SUBWORKFLOW:
+            self._eval_subworkflow(ctx, rt, np_, ns, path, parent)
+        elif kind == NodeKind.LAUNCH_PLAN:
+            self._eval_launch_plan(ctx, rt, np_, ns, path, parent)
+        elif kind == NodeKind.GATE:
+            self._eval_gate(ctx, rt, np_, ns, path, parent)
+
+    def _recover(
+        self, ctx: _Ctx, np_: NodePlan, ns: NodeState, path: str, parent: str | None
+    ) -> bool:
+        assert ctx.recovery is not None
+        try:
+            prior = ctx.recovery.get(path)
+        except Exception:
+            prior = None  # recovery is an optimisation: on failure, run the node
+        if prior is None:
+            return False
+        self._data.put(f"{ctx.dp}/{path}/0/outputs.pb", prior)
+        self._set(ctx, np_, ns, NodePhase.RECOVERED, path, parent, outputs=True)
+        return True
+
+    # -- inputs -----------------------------------------------------------------------------
+    def _node_outputs(self, ctx: _Ctx, rt: _GraphRT, idx: int) -> literals_pb2.LiteralMap:
+        if idx == START_INDEX:
+            inp = rt.inputs
+            if inp is None:
+                inp = self._data.get(rt.inputs_key, literals_pb2.LiteralMap)
+                if inp is None:
+                    raise ResolutionError(f"inputs not found at {rt.inputs_key}")
+                rt.inputs = inp
+            return inp
+        ns = rt.gs.nodes[idx]
+        np_ = rt.plan.nodes[idx]
+        if ns is None or ns.phase not in DONE_OK_PHASES:
+            raise ResolutionError(f"node '{np_.id}' has no outputs (it did not succeed)")
+        key = f"{ctx.dp}/{rt.prefix}{np_.id}/{ns.attempt}/outputs.pb"
+        out = self._data.get(key, literals_pb2.LiteralMap)
+        if out is None:
+            raise ResolutionError(f"outputs of node '{np_.id}' not found at {key}")
+        return out
+
+    def _resolve(self, ctx: _Ctx, rt: _GraphRT, r: Resolver) -> literals_pb2.Literal:
+        tag = r[0]
+        if tag == "p":
+            src = self._node_outputs(ctx, rt, r[1])
+            try:
+                lit = src.literals[r[2]]
+            except KeyError:
+                node_id = rt.plan.nodes[r[1]].id
+                raise ResolutionError(f"node '{node_id}' has no output '{r[2]}'") from None
+            if r[3]:
+                return resolve_attr_path(lit, r[3], self._binary_attr)
+            return lit
+        if tag == "l":
+            lit2: literals_pb2.Literal = r[1]
+            return lit2
+        if tag == "c":
+            out = literals_pb2.Literal()
+            lits = out.collection.literals
+            for sub in r[1]:
+                lits.append(self._resolve(ctx, rt, sub))
+            return out
+        if tag == "m":
+            out = literals_pb2.Literal()
+            out.map.SetInParent()
+            for k, sub in r[1].items():
+                out.map.literals[k].CopyFrom(self._resolve(ctx, rt, sub))
+            return out
+        if tag == "u":
+            inner = self._resolve(ctx, rt, r[1])
+            out = literals_pb2.Literal()
+            out.scalar.union.value.CopyFrom(inner)
+            out.scalar.union.type.CopyFrom(r[2])
+            return out
+        raise ResolutionError(f"unknown binding kind {tag!r}")
+
+    def _resolve_inputs(self, ctx: _Ctx, rt: _GraphRT, np_: NodePlan) -> literals_pb2.LiteralMap:
+        lm = literals_pb2.LiteralMap()
+        lits = lm.literals
+        for var, r in np_.bindings:
+            if r[0] == "p" and not r[3]:
+                src = self._node_outputs(ctx, rt, r[1])
+                try:
+                    lits[var].CopyFrom(src.literals[r[2]])
+                except KeyError:
+                    node_id = rt.plan.nodes[r[1]].id
+                    raise ResolutionError(
+                        f"input '{var}': node '{node_id}' has no output '{r[2]}'"
+                    ) from None
+            else:
+                try:
+                    lits[var].CopyFrom(self._resolve(ctx, rt, r))
+                except ResolutionError as exc:
+                    raise ResolutionError(f"input '{var}': {exc}") from None
+        for var, lit in np_.defaults:
+            lits[var].CopyFrom(lit)
+        if np_.error_input is not None:
+            gs = rt.gs
+            err = literals_pb2.Literal()
+            err.scalar.error.failed_node_id = gs.failed_node
+            err.scalar.error.message = gs.error.message if gs.error is not None else ""
+            lits[np_.error_input].CopyFrom(err)
+        return lm
+
+    def _start_inputs(
+        self, ctx: _Ctx, rt: _GraphRT, np_: NodePlan, ns: NodeState, path: str, parent: str | None
+    ) -> literals_pb2.LiteralMap | None:
+        """Resolve and store a node's inputs; on failure, fail the node and return None."""
+        try:
+            inputs = self._resolve_inputs(ctx, rt, np_)
+        except ResolutionError as exc:
+            self._fail(
+                ctx,
+                np_,
+                ns,
+                make_error("BindingResolutionError", f"node {path}: {exc}"),
+                path,
+                parent,
+            )
+            return None
+        self._data.put(f"{ctx.dp}/{path}/inputs.pb", inputs)
+        return inputs
+
+    def _inputs_of(self, ctx: _Ctx, path: str) -> literals_pb2.LiteralMap:
+        inputs = self._data.get(f"{ctx.dp}/{path}/inputs.pb", literals_pb2.LiteralMap)
+        return inputs if inputs is not None else literals_pb2.LiteralMap()
+
+    # -- common transitions -----------------------------------------------------------------
+    def _fail(
+        self,
+        ctx: _Ctx,
+        np_: NodePlan,
+        ns: NodeState,
+        err: execution_pb2.ExecutionError,
+        path: str,
+        parent: str | None,
+        phase: NodePhase = NodePhase.FAILED,
+    ) -> None:
+        ns.error = err
+        self._release_slot(ctx, ns)
+        self._release_reservation(ctx, np_, ns, path)
+        self._set(ctx, np_, ns, phase, path, parent)
+
+    def _take_slot(self, ctx: _Ctx, ns: NodeState) -> bool:
+        if ns.flags & FLAG_COUNTED:
+            return True
+        limit = ctx.state.options.max_parallelism
+        if limit and ctx.state.n_running >= limit:
+            ctx.pending = True
+            return False
+        ctx.state.n_running += 1
+        ns.flags |= FLAG_COUNTED
+        return True
+
+    def _release_slot(self, ctx: _Ctx, ns: NodeState) -> None:
+        if ns.flags & FLAG_COUNTED:
+            ns.flags &= ~FLAG_COUNTED
+            ctx.state.n_running -= 1
+
+    def _backoff(self, failures: int) -> float:
+        cfg = self.config
+        if cfg.backoff_base <= 0:
+            return 0.0
+        return float(
+            min(cfg.backoff_max, cfg.backoff_base * cfg.backoff_multiplier ** (failures - 1))
+        )
+
+    def _retry_or_fail(
+        self,
+        ctx: _Ctx,
+        np_: NodePlan,
+        ns: NodeState,
+        err: execution_pb2.ExecutionError,
+        path: str,
+        parent: str | None,
+        *,
+        timed_out: bool = False,
+    ) -> bool:
+        """Charge a failed attempt to its budget; requeue (True) or fail the node (False)."""
+        self._release_slot(ctx, ns)
+        if err.kind == _SYSTEM:
+            ns.system_failures += 1
+            retry = ns.system_failures <= self.config.max_system_retries
+        else:
+            ns.user_failures += 1
+            retry = err.recoverable and ns.user_failures <= np_.retries
+        ns.handle = None
+        if retry:
+            self._release_reservation(ctx, np_, ns, path)
+            ns.child = None
+            ns.flags &= ~FLAG_DYNAMIC
+            delay = self._backoff(ns.attempt)
+            ns.retry_at = ctx.now + delay if delay > 0 else 0.0
+            ns.phase = NodePhase.QUEUED
+            ctx.changed = True
+            return True
+        self._fail(
+            ctx, np_, ns, err, path, parent, NodePhase.TIMED_OUT if timed_out else NodePhase.FAILED
+        )
+        return False
+
+    # -- cache ------------------------------------------------------------------------------
+    def _cache_on(self, ctx: _Ctx, np_: NodePlan) -> bool:
+        return np_.cacheable and self._catalog is not None and not ctx.state.options.skip_cache
+
+    def _ck(self, np_: NodePlan, inputs: literals_pb2.LiteralMap) -> CacheKey:
+        assert np_.task is not None
+        return cache_key(np_.task, inputs, cache_version=np_.cache_version)
+
+    def _lookup(self, key: CacheKey) -> tuple[literals_pb2.LiteralMap | None, int]:
+        assert self._catalog is not None
+        try:
+            hit = self._catalog.lookup(key)
+        except Exception:
+            return None, _CS.CATALOG_CACHE_STATUS_LOOKUP_FAILURE
+        if hit is None:
+            return None, _CS.CATALOG_CACHE_STATUS_MISS
+        return hit, _CS.CATALOG_CACHE_STATUS_HIT
+
+    def _cache_put(
+        self,
+        ctx: _Ctx,
+        np_: NodePlan,
+        inputs: literals_pb2.LiteralMap,
+        outputs: literals_pb2.LiteralMap,
+    ) -> int:
+        assert self._catalog is not None
+        try:
+            self._catalog.put(
+                self._ck(np_, inputs), outputs, overwrite=ctx.state.options.overwrite_cache
+            )
+        except Exception:
+            return _CS.CATALOG_CACHE_STATUS_PUT_FAILURE
+        return _CS.CATALOG_CACHE_STATUS_POPULATED
+
+    def _release_reservation(self, ctx: _Ctx, np_: NodePlan, ns: NodeState, path: str) -> None:
+        if not ns.flags & FLAG_RESERVED or self._catalog is None:
+            return
+        ns.flags &= ~FLAG_RESERVED
+        try:
+            key = self._ck(np_, self._inputs_of(ctx, path))
+            self._catalog.release_reservation(
+                key, reservation_owner(ctx.state.execution_id.name, path, ns.attempt)
+            )
+        except Exception:
+            pass  # the reservation expires on its own; never fail a node over it
+
+    # -- tasks ------------------------------------------------------------------------------
+    def _interruptible(self, ctx: _Ctx, np_: NodePlan, ns: NodeState) -> bool:
+        override = ctx.state.options.interruptible
+        wanted = np_.interruptible if override is None else override
+        if not wanted:
+            return False
+        threshold = self.config.interruptible_failure_threshold
+        if threshold > 0:
+            return ns.attempt < threshold
+        return ns.attempt < np_.retries + self.config.max_system_retries
+
+    def _attempt(
+        self,
+        ctx: _Ctx,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        inputs: literals_pb2.LiteralMap | None,
+    ) -> TaskAttempt:
+        cached = ns.rt
+        if (
+            isinstance(cached, TaskAttempt)
+            and cached.attempt == ns.attempt
+            and cached.node_path == path
+        ):
+            return cached
+        if inputs is None:
+            inputs = self._inputs_of(ctx, path)
+        assert np_.task is not None
+        att = TaskAttempt(
+            execution_id=ctx.state.execution_id,
+            node_path=path,
+            node_id=np_.id,
+            attempt=ns.attempt,
+            task=np_.task,
+            inputs=inputs,
+            inputs_key=f"{ctx.dp}/{path}/inputs.pb",
+            output_prefix=f"{ctx.dp}/{path}/{ns.attempt}",
+            interruptible=self._interruptible(ctx, np_, ns),
+            timeout=np_.timeout,
+            overrides=np_.node.task_node.overrides
+            if np_.node.task_node.HasField("overrides")
+            else None,
+        )
+        return att
+
+    def _eval_task(
+        self,
+        ctx: _Ctx,
+        rt: _GraphRT,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+    ) -> None:
+        inputs: literals_pb2.LiteralMap | None = None
+        # The plan whose tasks / subworkflows a dynamic spec produced here may reference.
+        self._current_wp = rt.wp
+        if ns.phase == NodePhase.NOT_STARTED:
+            inputs = self._start_inputs(ctx, rt, np_, ns, path, parent)
+            if inputs is None:
+                return
+            if self._cache_on(ctx, np_):
+                if ctx.state.options.overwrite_cache:
+                    ns.cache_status = _CS.CATALOG_CACHE_STATUS_SKIPPED
+                else:
+                    hit, ns.cache_status = self._lookup(self._ck(np_, inputs))
+                    if hit is not None:
+                        self._data.put(f"{ctx.dp}/{path}/0/outputs.pb", hit)
+                        self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+                        return
+            self._set(ctx, np_, ns, NodePhase.QUEUED, path, parent)
+        if ns.phase == NodePhase.QUEUED:
+            self._start_task(ctx, np_, ns, path, parent, inputs)
+        elif ns.phase == NodePhase.RUNNING:
+            self._check_task(ctx, np_, ns, path, parent)
+        elif ns.phase == NodePhase.DYNAMIC_RUNNING:
+            self._eval_dynamic(ctx, rt, np_, ns, path, parent)
+
+    def _start_task(
+        self,
+        ctx: _Ctx,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+        inputs: literals_pb2.LiteralMap | None,
+    ) -> None:
+        if ns.retry_at and ns.retry_at > ctx.now:
+            ctx.wake(ns.retry_at)
+            return
+        if not self._take_slot(ctx, ns):
+            return
+        if (
+            np_.cache_serializable
+            and self._cache_on(ctx, np_)
+            and not ctx.state.options.overwrite_cache
+            and not ns.flags & FLAG_RESERVED
+        ):
+            if inputs is None:
+                inputs = self._inputs_of(ctx, path)
+            if not self._reserve(ctx, np_, ns, path, parent, inputs):
+                return
+        att = self._attempt(ctx, np_, ns, path, inputs)
+        try:
+            status = self._runner.start(att)
+        except Exception as exc:
+            status = Failed(
+                make_error("RunnerStartError", f"{type(exc).__name__}: {exc}", kind=_SYSTEM)
+            )
+        ns.started_at = ctx.now
+        ns.retry_at = 0.0
+        if self._events is not None:
+            self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_QUEUED)
+            if not isinstance(status, Running) and ns.phase != NodePhase.RUNNING:
+                # A synchronous attempt still ran: report RUNNING before its outcome.
+                self._set(ctx, np_, ns, NodePhase.RUNNING, path, parent)
+        self._apply_status(ctx, np_, ns, path, parent, att, status)
+
+    def _reserve(
+        self,
+        ctx: _Ctx,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+        inputs: literals_pb2.LiteralMap,
+    ) -> bool:
+        """Cache serialization: True when this node may run now."""
+        assert self._catalog is not None
+        key = self._ck(np_, inputs)
+        owner = reservation_owner(ctx.state.execution_id.name, path, ns.attempt)
+        try:
+            got = self._catalog.get_or_extend_reservation(
+                key, owner, self.config.reservation_heartbeat
+            )
+        except Exception:
+            return True  # catalog down: run uncached rather than wait forever
+        if got:
+            ns.flags |= FLAG_RESERVED
+            return True
+        # Another execution computes the same outputs: wait for them to land in the cache.
+        hit, status = self._lookup(key)
+        if hit is not None:
+            self._release_slot(ctx, ns)
+            ns.cache_status = status
+            self._data.put(f"{ctx.dp}/{path}/0/outputs.pb", hit)
+            self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+            return False
+        self._release_slot(ctx, ns)
+        ctx.pending = True
+        ctx.wake(ctx.now + self.config.reservation_heartbeat)
+        return False
+
+    def _check_task(
+        self, ctx: _Ctx, np_: NodePlan, ns: NodeState, path: str, parent: str | None
+    ) -> None:
+        att = self._attempt(ctx, np_, ns, path, None)
+        handle = ns.handle or ""
+        if np_.timeout is not None and ctx.now - ns.started_at >= np_.timeout:
+            with contextlib.suppress(Exception):
+                self._runner.abort(att, handle, "timeout")
+            err = make_error(
+                "TimeoutExpired",
+                f"task attempt {att.attempt} of node {path} exceeded its timeout of "
+                f"{np_.timeout:g}s",
+                recoverable=True,
+            )
+            self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_FAILED, error=err)
+            ns.rt = None
+            self._retry_or_fail(ctx, np_, ns, err, path, parent, timed_out=True)
+            return
+        if ns.flags & FLAG_RESERVED and self._catalog is not None:
+            with contextlib.suppress(Exception):
+                self._catalog.get_or_extend_reservation(
+                    self._ck(np_, att.inputs),
+                    reservation_owner(ctx.state.execution_id.name, path, ns.attempt),
+                    self.config.reservation_heartbeat,
+                )
+        try:
+            status = self._runner.check(att, handle)
+        except Exception as exc:
+            status = Failed(
+                make_error("RunnerCheckError", f"{type(exc).__name__}: {exc}", kind=_SYSTEM)
+            )
+        self._apply_status(ctx, np_, ns, path, parent, att, status)
+
+    def _apply_status(
+        self,
+        ctx: _Ctx,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+        att: TaskAttempt,
+        status: TaskStatus,
+    ) -> None:
+        if isinstance(status, Running):
+            first = ns.phase != NodePhase.RUNNING or ns.handle != status.handle
+            ns.handle = status.handle
+            ns.rt = att
+            if ns.phase != NodePhase.RUNNING:
+                self._set(ctx, np_, ns, NodePhase.RUNNING, path, parent)
+            if first or status.phase_version:
+                self._task_event(ctx, att, status.phase, handle=status.handle, status=status)
+            ctx.pending = True
+            if np_.timeout is not None:
+                ctx.wake(ns.started_at + np_.timeout)
+            return
+        ns.rt = None
+        if isinstance(status, Succeeded):
+            okey = f"{att.output_prefix}/outputs.pb"
+            outputs = status.outputs
+            if outputs is None:
+                outputs = self._data.get(okey, literals_pb2.LiteralMap)
+                if outputs is None:
+                    err = make_error(
+                        "OutputsNotFound",
+                        f"task reported success but wrote no outputs at {okey}",
+                        kind=_SYSTEM,
+                        recoverable=True,
+                    )
+                    self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_FAILED, error=err)
+                    self._retry_or_fail(ctx, np_, ns, err, path, parent)
+                    return
+            else:
+                self._data.put(okey, outputs)
+            missing = [v for v in np_.output_vars if v not in outputs.literals]
+            if missing:
+                err = make_error(
+                    "OutputsMissing",
+                    f"task {att.task.id.name} did not produce declared outputs: "
+                    + ", ".join(missing),
+                )
+                self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_FAILED, error=err)
+                self._retry_or_fail(ctx, np_, ns, err, path, parent)
+                return
+            self._release_slot(ctx, ns)
+            if self._cache_on(ctx, np_) and np_.kind == NodeKind.TASK:
+                ns.cache_status = self._cache_put(ctx, np_, att.inputs, outputs)
+            self._release_reservation(ctx, np_, ns, path)
+            self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_SUCCEEDED, outputs_key=okey)
+            self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+            return
+        if isinstance(status, Dynamic):
+            self._release_slot(ctx, ns)
+            self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_SUCCEEDED)
+            self._begin_dynamic(ctx, np_, ns, path, parent, att, status)
+            return
+        self._task_event(
+            ctx,
+            att,
+            _TP.TASK_EXECUTION_PHASE_RETRYABLE_FAILED
+            if status.error.recoverable or status.error.kind == _SYSTEM
+            else _TP.TASK_EXECUTION_PHASE_FAILED,
+            error=status.error,
+        )
+        self._retry_or_fail(ctx, np_, ns, status.error, path, parent)
+
+    # -- dynamic ------------------------------------------------------------------------------
+    def _begin_dynamic(
+        self,
+        ctx: _Ctx,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+        att: TaskAttempt,
+        status: Dynamic,
+    ) -> None:
+        spec = status.spec
+        if spec is None:
+            spec = self._data.get(f"{att.output_prefix}/futures.pb", dynamic_job_pb2.DynamicJobSpec)
+            if spec is None:
+                err = make_error(
+                    "FuturesNotFound",
+                    f"task reported futures but none were found at {att.output_prefix}/futures.pb",
+                    kind=_SYSTEM,
+                    recoverable=True,
+                )
+                self._retry_or_fail(ctx, np_, ns, err, path, parent)
+                return
+        else:
+            self._data.put(f"{att.output_prefix}/futures.pb", spec)
+        wp = self._current_wp
+        try:
+            closure = compile_dynamic(
+                spec,
+                node_id=np_.id,
+                interface=att.task.interface,
+                parent_id=att.task.id,
+                tasks=wp.tasks.values() if wp is not None else (),
+                subworkflows=wp.subworkflow_templates() if wp is not None else (),
+                launch_plans=wp.launch_plans.values() if wp is not None else (),
+            )
+        except CompilationError as exc:
+            err = make_error("MalformedDynamicWorkflow", f"node {path}: {exc}")
+            self._fail(ctx, np_, ns, err, path, parent)
+            return
+        dkey = f"{att.output_prefix}/dynamic_compiled.pb"
+        self._data.put(dkey, closure)
+        self._remember_dyn(dkey, WorkflowPlan(closure))
+        ns.child = GraphState()
+        ns.flags |= FLAG_DYNAMIC
+        self._set(ctx, np_, ns, NodePhase.DYNAMIC_RUNNING, path, parent)
+
+    def _remember_dyn(self, key: str, wp: WorkflowPlan) -> None:
+        self._dyn_plans[key] = wp
+        self._dyn_plans.move_to_end(key)
+        while len(self._dyn_plans) > self.config.dynamic_plan_cache_size:
+            self._dyn_plans.popitem(last=False)
+
+    def _dyn_plan(self, key: str) -> WorkflowPlan | None:
+        wp = self._dyn_plans.get(key)
+        if wp is None:
+            closure = self._data.get(key, compiler_pb2.CompiledWorkflowClosure)
+            if closure is None:
+                return None
+            wp = WorkflowPlan(closure)
+            self._remember_dyn(key, wp)
+        return wp
+
+    def _eval_dynamic(
+        self,
+        ctx: _Ctx,
+        rt: _GraphRT,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+    ) -> None:
+        child = ns.child
+        assert isinstance(child, GraphState)
+        attempt_dir = f"{path}/{ns.attempt}"
+        wp = self._dyn_plan(f"{ctx.dp}/{attempt_dir}/dynamic_compiled.pb")
+        if wp is None:
+            err = make_error(
+                "DynamicClosureMissing",
+                f"compiled dynamic workflow of {path} not found",
+                kind=_SYSTEM,
+                recoverable=True,
+            )
+            self._retry_or_fail(ctx, np_, ns, err, path, parent)
+            return
+        self._eval_graph(
+            ctx, wp, wp.primary, child, f"{attempt_dir}/", f"{ctx.dp}/{path}/inputs.pb", path
+        )
+        if child.phase == GraphPhase.SUCCEEDED:
+            if self._cache_on(ctx, np_):
+                outputs = self._data.get(
+                    f"{ctx.dp}/{attempt_dir}/outputs.pb", literals_pb2.LiteralMap
+                )
+                if outputs is not None:
+                    ns.cache_status = self._cache_put(ctx, np_, self._inputs_of(ctx, path), outputs)
+            self._release_reservation(ctx, np_, ns, path)
+            self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+        elif child.phase in (GraphPhase.FAILED, GraphPhase.ABORTED):
+            err = child.error or make_error("DynamicWorkflowFailed", f"{path} failed")
+            self._retry_or_fail(ctx, np_, ns, err, path, parent)
+
+    # -- subworkflows -------------------------------------------------------------------------
+    def _eval_subworkflow(
+        self,
+        ctx: _Ctx,
+        rt: _GraphRT,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+    ) -> None:
+        if ns.phase == NodePhase.NOT_STARTED:
+            if self._start_inputs(ctx, rt, np_, ns, path, parent) is None:
+                return
+            ns.child = GraphState()
+            self._set(ctx, np_, ns, NodePhase.RUNNING, path, parent)
+        child = ns.child
+        assert isinstance(child, GraphState) and np_.sub_key is not None
+        sub = rt.wp.subworkflow(np_.sub_key)
+        self._eval_graph(ctx, rt.wp, sub, child, f"{path}/0/", f"{ctx.dp}/{path}/inputs.pb", path)
+        if child.phase == GraphPhase.SUCCEEDED:
+            self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+        elif child.phase in (GraphPhase.FAILED, GraphPhase.ABORTED):
+            err = child.error or make_error("SubWorkflowFailed", f"{path} failed")
+            self._fail(ctx, np_, ns, err, path, parent)
+
+    # -- branches -----------------------------------------------------------------------------
+    def _eval_branch(
+        self,
+        ctx: _Ctx,
+        rt: _GraphRT,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+    ) -> None:
+        if ns.phase == NodePhase.NOT_STARTED:
+            inputs = self._start_inputs(ctx, rt, np_, ns, path, parent)
+            if inputs is None:
+                return
+            chosen = -1
+            try:
+                for idx, (cond, _case) in enumerate(np_.cases):
+                    if evaluate_condition(cond, inputs):
+                        chosen = idx
+                        break
+            except ResolutionError as exc:
+                self._fail(
+                    ctx, np_, ns, make_error("BranchConditionError", f"{path}: {exc}"), path, parent
+                )
+                return
+            if chosen < 0:
+                if np_.else_node is not None:
+                    chosen = len(np_.cases)
+                else:
+                    msg = np_.else_error or "no branch condition matched and there is no else"
+                    self._fail(ctx, np_, ns, make_error("BranchNoMatch", msg), path, parent)
+                    return
+            ns.branch_case = chosen
+            ns.child = NodeState()
+            self._set(ctx, np_, ns, NodePhase.RUNNING, path, parent)
+            if self._events is not None:
+                others = [c for _e, c in np_.cases] + (
+                    [np_.else_node] if np_.else_node is not None else []
+                )
+                for j, other in enumerate(others):
+                    if j != chosen:
+                        self._set(
+                            ctx, other, NodeState(), NodePhase.SKIPPED, f"{path}/0/{other.id}", path
+                        )
+        case = np_.cases[ns.branch_case][1] if ns.branch_case < len(np_.cases) else np_.else_node
+        assert case is not None and isinstance(ns.child, NodeState)
+        cs = ns.child
+        cpath = f"{path}/0/{case.id}"
+        self._eval_node(ctx, rt, case, cs, cpath, path)
+        if cs.phase in DONE_OK_PHASES:
+            out = self._data.get(
+                f"{ctx.dp}/{cpath}/{cs.attempt}/outputs.pb", literals_pb2.LiteralMap
+            )
+            self._data.put(f"{ctx.dp}/{path}/0/outputs.pb", out or literals_pb2.LiteralMap())
+            self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+        elif cs.phase in TERMINAL_PHASES and cs.phase != NodePhase.SKIPPED:
+            err = cs.error or make_error("BranchFailed", f"{cpath} ended in {cs.phase.name}")
+            self._fail(ctx, np_, ns, err, path, parent)
+
+    # -- gates --------------------------------------------------------------------------------
+    def _eval_gate(
+        self,
+        ctx: _Ctx,
+        rt: _GraphRT,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+    ) -> None:
+        gate = np_.node.gate_node
+        if ns.phase == NodePhase.NOT_STARTED:
+            if self._start_inputs(ctx, rt, np_, ns, path, parent) is None:
+                return
+            ns.started_at = ctx.now
+            self._set(ctx, np_, ns, NodePhase.RUNNING, path, parent)
+        kind = gate.WhichOneof("condition")
+        if kind == "sleep":
+            sd = gate.sleep.duration
+            until = ns.started_at + sd.seconds + sd.nanos / 1e9
+            if ctx.now >= until:
+                self._data.put(f"{ctx.dp}/{path}/0/outputs.pb", self._inputs_of(ctx, path))
+                self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+            else:
+                ctx.wake(until)
+            return
+        if np_.timeout is not None and ctx.now - ns.started_at >= np_.timeout:
+            err = make_error("GateTimedOut", f"gate {path} was not satisfied in {np_.timeout:g}s")
+            self._fail(ctx, np_, ns, err, path, parent, NodePhase.TIMED_OUT)
+            return
+        if self._signals is None:
+            err = make_error(
+                "NoSignalSource", "this engine has no signal source for gate nodes", kind=_SYSTEM
+            )
+            self._fail(ctx, np_, ns, err, path, parent)
+            return
+        sig_id = gate.approve.signal_id if kind == "approve" else gate.signal.signal_id
+        sig_type = _BOOL if kind == "approve" else gate.signal.type
+        try:
+            value = self._signals.get_signal(ctx.state.execution_id, sig_id, sig_type)
+        except Exception:
+            value = None  # treat as "not yet": the source is polled again next round
+        if value is None:
+            ctx.pending = True
+            if np_.timeout is not None:
+                ctx.wake(ns.started_at + np_.timeout)
+            return
+        if kind == "approve":
+            sc = value.scalar
+            if sc.WhichOneof("value") == "primitive" and sc.primitive.boolean:
+                self._data.put(f"{ctx.dp}/{path}/0/outputs.pb", self._inputs_of(ctx, path))
+                self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+            else:
+                err = make_error("GateRejected", f"approval '{sig_id}' was rejected")
+                self._fail(ctx, np_, ns, err, path, parent)
+            return
+        out = literals_pb2.LiteralMap()
+        out.literals[gate.signal.output_variable_name].CopyFrom(value)
+        self._data.put(f"{ctx.dp}/{path}/0/outputs.pb", out)
+        self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+
+    # -- launch plans -------------------------------------------------------------------------
+    def _eval_launch_plan(
+        self,
+        ctx: _Ctx,
+        rt: _GraphRT,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+    ) -> None:
+        inputs: literals_pb2.LiteralMap | None = None
+        if ns.phase == NodePhase.NOT_STARTED:
+            inputs = self._start_inputs(ctx, rt, np_, ns, path, parent)
+            if inputs is None:
+                return
+            self._set(ctx, np_, ns, NodePhase.QUEUED, path, parent)
+        if self._lp is None:
+            err = make_error(
+                "NoLaunchPlanRunner", "this engine cannot run launch plans", kind=_SYSTEM
+            )
+            self._fail(ctx, np_, ns, err, path, parent)
+            return
+        if ns.phase == NodePhase.QUEUED:
+            if ns.retry_at and ns.retry_at > ctx.now:
+                ctx.wake(ns.retry_at)
+                return
+            if not self._take_slot(ctx, ns):
+                return
+        req = LaunchRequest(
+            execution_id=ctx.state.execution_id,
+            node_path=path,
+            launch_plan=np_.node.workflow_node.launchplan_ref,
+            template=np_.launch_plan,
+            inputs=inputs if inputs is not None else self._inputs_of(ctx, path),
+            attempt=ns.attempt,
+        )
+        try:
+            if ns.phase == NodePhase.QUEUED:
+                ns.started_at = ctx.now
+                status = self._lp.launch(req)
+            else:
+                status = self._lp.check(req, ns.handle or "")
+        except Exception as exc:
+            status = Failed(make_error("LaunchError", f"{type(exc).__name__}: {exc}", kind=_SYSTEM))
+        if isinstance(status, Running):
+            ns.handle = status.handle
+            if ns.phase != NodePhase.RUNNING:
+                self._set(ctx, np_, ns, NodePhase.RUNNING, path, parent)
+            ctx.pending = True
+        elif isinstance(status, Succeeded):
+            self._release_slot(ctx, ns)
+            self._data.put(
+                f"{ctx.dp}/{path}/{ns.attempt}/outputs.pb",
+                status.outputs if status.outputs is not None else literals_pb2.LiteralMap(),
+            )
+            self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+        elif isinstance(status, Failed):
+            self._retry_or_fail(ctx, np_, ns, status.error, path, parent)
+        else:
+            err = make_error("UnexpectedStatus", "a launch plan cannot return futures")
+            self._fail(ctx, np_, ns, err, path, parent)
+
+    # -- arrays -------------------------------------------------------------------------------
+    def _eval_array(
+        self,
+        ctx: _Ctx,
+        rt: _GraphRT,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+    ) -> None:
+        ap = np_.array
+        assert ap is not None
+        if ns.phase == NodePhase.NOT_STARTED:
+            inputs = self._start_inputs(ctx, rt, np_, ns, path, parent)
+            if inputs is None:
+                return
+            sizes = {
+                k: len(v.collection.literals)
+                for k, v in inputs.literals.items()
+                if k not in ap.bound
+            }
+            bad = [
+                k
+                for k, v in inputs.literals.items()
+                if k not in ap.bound and v.WhichOneof("value") != "collection"
+            ]
+            if bad or len(set(sizes.values())) > 1:
+                detail = (
+                    f"inputs {', '.join(sorted(bad))} are not lists"
+                    if bad
+                    else "mapped inputs have different lengths: "
+                    + ", ".join(f"{k}={n}" for k, n in sorted(sizes.items()))
+                )
+                self._fail(ctx, np_, ns, make_error("InvalidArrayLength", detail), path, parent)
+                return
+            size = next(iter(sizes.values()), 0)
+            ns.array = ArrayState(size, cache=self._cache_on(ctx, ap.sub))
+            ns.rt = _ArrayRT(inputs, ap.bound, size)
+            self._set(ctx, np_, ns, NodePhase.RUNNING, path, parent)
+        if ns.phase != NodePhase.RUNNING:
+            return
+        a = ns.array
+        assert a is not None
+        art = ns.rt
+        if not isinstance(art, _ArrayRT):
+            art = _ArrayRT(self._inputs_of(ctx, path), ap.bound, a.size)
+            ns.rt = art
+        self._step_array(ctx, np_, ap.sub, ns, a, art, path)
+        need = ap.required_successes(a.size)
+        done = a.n_succeeded + a.n_failed
+        impossible = a.size - a.n_failed < need
+        if impossible and not ap.run_all:
+            self._abort_items(ctx, ap.sub, a, path, "array node can no longer succeed")
+            done = a.size
+        if done < a.size:
+            return
+        ns.rt = None
+        if a.n_succeeded >= need:
+            self._gather(ctx, np_, a, art, path)
+            self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+        else:
+            first = a.first_error.message if a.first_error is not None else "unknown error"
+            err = make_error(
+                "ArrayNodeFailed",
+                f"{a.n_failed} of {a.size} items failed; {need} successes were required "
+                f"(first error: {first})",
+            )
+            if a.first_error is not None:
+                err.kind = a.first_error.kind
+            self._fail(ctx, np_, ns, err, path, parent)
+
+    def _item_inputs(self, art: _ArrayRT, i: int) -> literals_pb2.LiteralMap:
+        lm = literals_pb2.LiteralMap()
+        lits = lm.literals
+        for k, coll in art.mapped:
+            lits[k].CopyFrom(coll[i])
+        for k, v in art.bound:
+            lits[k].CopyFrom(v)
+        return lm
+
+    def _item_attempt(
+        self,
+        ctx: _Ctx,
+        sub: NodePlan,
+        a: ArrayState,
+        art: _ArrayRT,
+        path: str,
+        i: int,
+        inputs: literals_pb2.LiteralMap | None = None,
+    ) -> TaskAttempt:
+        assert sub.task is not None
+        ipath = f"{path}/0/{i}"
+        attempt = a.user_failures[i] + a.system_failures[i]
+        if inputs is None:
+            inputs = self._item_inputs(art, i)
+        interruptible = (
+            sub.interruptible
+            if ctx.state.options.interruptible is None
+            else bool(ctx.state.options.interruptible)
+        )
+        if interruptible:
+            interruptible = attempt < sub.retries + self.config.max_system_retries
+        return TaskAttempt(
+            execution_id=ctx.state.execution_id,
+            node_path=ipath,
+            node_id=sub.id,
+            attempt=attempt,
+            task=sub.task,
+            inputs=inputs,
+            inputs_key=f"{ctx.dp}/{ipath}/inputs.pb",
+            output_prefix=f"{ctx.dp}/{ipath}/{attempt}",
+            interruptible=interruptible,
+            timeout=sub.timeout,
+            array_index=i,
+        )
+
+    def _step_array(
+        self,
+        ctx: _Ctx,
+        np_: NodePlan,
+        sub: NodePlan,
+        ns: NodeState,
+        a: ArrayState,
+        art: _ArrayRT,
+        path: str,
+    ) -> None:
+        budget = self.config.array_items_per_round
+        ap = np_.array
+        assert ap is not None
+        parallelism = ap.parallelism
+        # 1. Observe items in flight (runners that returned Running).
+        if a.handles:
+            for i in list(a.handles)[:budget]:
+                budget -= 1
+                att = self._item_attempt(ctx, sub, a, art, path, i)
+                started = a.started.get(i, ctx.now)
+                if sub.timeout is not None and ctx.now - started >= sub.timeout:
+                    with contextlib.suppress(Exception):
+                        self._runner.abort(att, a.handles[i], "timeout")
+                    st: TaskStatus = Failed(
+                        make_error(
+                            "TimeoutExpired",
+                            f"item {i} exceeded its timeout of {sub.timeout:g}s",
+                            recoverable=True,
+                        )
+                    )
+                else:
+                    try:
+                        st = self._runner.check(att, a.handles[i])
+                    except Exception as exc:
+                        st = Failed(make_error("RunnerCheckError", str(exc), kind=_SYSTEM))
+                self._item_status(ctx, sub, a, art, path, att, st)
+        # 2. Start retries that are due, then fresh items, within parallelism and budget.
+        batch: list[TaskAttempt] = []
+        cache_on = bool(a.cache)
+        if a.retry_at:
+            for i, t in list(a.retry_at.items()):
+                if budget <= 0 or (parallelism and a.n_running + len(batch) >= parallelism):
+                    break
+                if t > ctx.now:
+                    ctx.wake(t)
+                    continue
+                del a.retry_at[i]
+                budget -= 1
+                batch.append(self._item_attempt(ctx, sub, a, art, path, i))
+        data_put = self._data.put
+        dp = ctx.dp
+        while a.next_index < a.size and budget > 0:
+            if parallelism and a.n_running + len(batch) >= parallelism:
+                break
+            i = a.next_index
+            a.next_index += 1
+            budget -= 1
+            inputs = self._item_inputs(art, i)
+            ipath = f"{path}/0/{i}"
+            data_put(f"{dp}/{ipath}/inputs.pb", inputs)
+            if cache_on and not ctx.state.options.overwrite_cache:
+                hit, status = self._lookup(self._ck(sub, inputs))
+                a.cache[i] = status
+                if hit is not None:
+                    data_put(f"{dp}/{ipath}/0/outputs.pb", hit)
+                    art.outputs[i] = hit
+                    a.phases[i] = ItemPhase.SUCCEEDED
+                    a.n_succeeded += 1
+                    continue
+            elif cache_on:
+                a.cache[i] = _CS.CATALOG_CACHE_STATUS_SKIPPED
+            batch.append(self._item_attempt(ctx, sub, a, art, path, i, inputs))
+        if not batch:
+            if a.n_running or a.retry_at:
+                ctx.pending = ctx.pending or bool(a.n_running)
+            if a.next_index < a.size:
+                ctx.exhausted = True
+            return
+        ctx.changed = True
+        if a.next_index < a.size or budget <= 0:
+            ctx.exhausted = True
+        if self._batch is not None:
+            try:
+                statuses = list(self._batch.start_batch(batch))
+            except Exception as exc:
+                err = make_error("RunnerStartError", str(exc), kind=_SYSTEM)
+                statuses = [Failed(err)] * len(batch)
+            for att, st in zip(batch, statuses, strict=True):
+                a.started[att.array_index or 0] = ctx.now
+                self._item_status(ctx, sub, a, art, path, att, st)
+        else:
+            start = self._runner.start
+            for att in batch:
+                try:
+                    st = start(att)
+                except Exception as exc:
+                    st = Failed(make_error("RunnerStartError", str(exc), kind=_SYSTEM))
+                self._item_status(ctx, sub, a, art, path, att, st)
+        a.started = {i: t for i, t in a.started.items() if i in a.handles}
+
+    def _item_status(
+        self,
+        ctx: _Ctx,
+        sub: NodePlan,
+        a: ArrayState,
+        art: _ArrayRT,
+        path: str,
+        att: TaskAttempt,
+        st: TaskStatus,
+    ) -> None:
+        i = att.array_index
+        assert i is not None
+        was_running = a.phases[i] == ItemPhase.RUNNING
+        if isinstance(st, Running):
+            if not was_running:
+                a.phases[i] = ItemPhase.RUNNING
+                a.n_running += 1
+                a.started[i] = ctx.now
+                self._task_event(ctx, att, st.phase, handle=st.handle, status=st)
+            a.handles[i] = st.handle
+            ctx.pending = True
+            return
+        if was_running:
+            a.n_running -= 1
+            a.handles.pop(i, None)
+        if isinstance(st, Succeeded):
+            outputs = st.outputs
+            okey = f"{att.output_prefix}/outputs.pb"
+            if outputs is None:
+                outputs = self._data.get(okey, literals_pb2.LiteralMap)
+            else:
+                self._data.put(okey, outputs)
+            if outputs is not None:
+                art.outputs[i] = outputs
+                a.phases[i] = ItemPhase.SUCCEEDED
+                a.n_succeeded += 1
+                if a.cache and a.cache[i] != _CS.CATALOG_CACHE_STATUS_HIT:
+                    a.cache[i] = self._cache_put(ctx, sub, att.inputs, outputs)
+                if self._item_events:
+                    self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_SUCCEEDED, outputs_key=okey)
+                return
+            st = Failed(
+                make_error(
+                    "OutputsNotFound", f"no outputs at {okey}", kind=_SYSTEM, recoverable=True
+                )
+            )
+        if isinstance(st, Dynamic):
+            st = Failed(make_error("DynamicInArray", "array items cannot produce futures"))
+        err = st.error
+        if err.kind == _SYSTEM:
+            a.system_failures[i] = min(255, a.system_failures[i] + 1)
+            retry = a.system_failures[i] <= self.config.max_system_retries
+        else:
+            a.user_failures[i] = min(255, a.user_failures[i] + 1)
+            retry = err.recoverable and a.user_failures[i] <= sub.retries
+        if self._item_events:
+            self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_FAILED, error=err)
+        if retry:
+            a.phases[i] = ItemPhase.WAITING
+            delay = self._backoff(a.user_failures[i] + a.system_failures[i])
+            a.retry_at[i] = ctx.now + delay
+            if delay:
+                ctx.wake(ctx.now + delay)
+            return
+        a.phases[i] = ItemPhase.FAILED
+        a.n_failed += 1
+        if a.first_error is None:
+            a.first_error = err
+
+    def _abort_items(self, ctx: _Ctx, sub: NodePlan, a: ArrayState, path: str, reason: str) -> None:
+        art = None
+        for i, h in list(a.handles.items()):
+            if art is None:
+                art = _ArrayRT(self._inputs_of(ctx, path), frozenset(), a.size)
+            with contextlib.suppress(Exception):
+                self._runner.abort(self._item_attempt(ctx, sub, a, art, path, i), h, reason)
+        for i in range(a.size):
+            if a.phases[i] in (ItemPhase.NOT_STARTED, ItemPhase.WAITING, ItemPhase.RUNNING):
+                a.phases[i] = ItemPhase.ABORTED
+        a.handles.clear()
+        a.started.clear()
+        a.retry_at.clear()
+        a.n_running = 0
+        a.next_index = a.size
+        a.n_failed = a.size - a.n_succeeded
+
+    def _gather(self, ctx: _Ctx, np_: NodePlan, a: ArrayState, art: _ArrayRT, path: str) -> None:
+        out = literals_pb2.LiteralMap()
+        colls = []
+        for var in np_.output_vars:
+            lit = out.literals[var]
+            lit.collection.SetInParent()
+            colls.append((var, lit.collection.literals))
+        phases = a.phases
+        outputs = art.outputs
+        succeeded = ItemPhase.SUCCEEDED
+        for i in range(a.size):
+            if phases[i] == succeeded:
+                o = outputs[i]
+                if o is None:
+                    o = self._data.get(
+                        f"{ctx.dp}/{path}/0/{i}/{a.attempt(i)}/outputs.pb", literals_pb2.LiteralMap
+                    )
+                if o is not None:
+                    olits = o.literals
+                    for var, coll in colls:
+                        coll.append(olits[var])
+                    continue
+            for _var, coll in colls:
+                coll.append(NONE_LITERAL)
+        self._data.put(f"{ctx.dp}/{path}/0/outputs.pb", out)
+
+    # =========================================================================================
+    # Abort
+    # =========================================================================================
+    def _abort_execution(self, ctx: _Ctx, plan: WorkflowPlan, reason: str) -> None:
+        state = ctx.state
+        if state.phase != _WP.WORKFLOW_EXECUTION_PHASE_ABORTING:
+            self._wf_phase(ctx, _WP.WORKFLOW_EXECUTION_PHASE_ABORTING)
+        self._abort_graph(ctx, plan, plan.primary, state.root, "", None, reason)
+        state.error = make_error("ExecutionAborted", reason)
+        self._wf_phase(ctx, _WP.WORKFLOW_EXECUTION_PHASE_ABORTED, state.error)
+
+    def _abort_graph(
+        self,
+        ctx: _Ctx,
+        wp: WorkflowPlan,
+        plan: GraphPlan,
+        gs: GraphState,
+        prefix: str,
+        parent: str | None,
+        reason: str,
+    ) -> None:
+        if gs.phase in (GraphPhase.SUCCEEDED, GraphPhase.FAILED, GraphPhase.ABORTED):
+            return
+        for i, ns in enumerate(gs.nodes):
+            if ns is None or ns.phase in TERMINAL_PHASES or ns.phase == NodePhase.NOT_STARTED:
+                continue
+            np_ = plan.nodes[i]
+            self._abort_node(ctx, wp, np_, ns, prefix + np_.id, parent, reason)
+        gs.phase = GraphPhase.ABORTED
+        gs.rt = None
+        ctx.changed = True
+
+    def _abort_node(
+        self,
+        ctx: _Ctx,
+        wp: WorkflowPlan,
+        np_: NodePlan,
+        ns: NodeState,
+        path: str,
+        parent: str | None,
+        reason: str,
+    ) -> None:
+        kind = np_.kind
+        if kind == NodeKind.TASK:
+            if ns.phase == NodePhase.RUNNING and ns.handle is not None:
+                try:
+                    att = self._attempt(ctx, np_, ns, path, None)
+                    self._runner.abort(att, ns.handle, reason)
+                    self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_ABORTED)
+                except Exception:
+                    pass
+            elif ns.phase == NodePhase.DYNAMIC_RUNNING and isinstance(ns.child, GraphState):
+                dwp = self._dyn_plan(f"{ctx.dp}/{path}/{ns.attempt}/dynamic_compiled.pb")
+                if dwp is not None:
+                    self._abort_graph(
+                        ctx, dwp, dwp.primary, ns.child, f"{path}/{ns.attempt}/", path, reason
+                    )
+        elif kind == NodeKind.SUBWORKFLOW and isinstance(ns.child, GraphState):
+            assert np_.sub_key is not None
+            self._abort_graph(
+                ctx, wp, wp.subworkflow(np_.sub_key), ns.child, f"{path}/0/", path, reason
+            )
+        elif kind == NodeKind.BRANCH and isinstance(ns.child, NodeState):
+            case = (
+                np_.cases[ns.branch_case][1] if ns.branch_case < len(np_.cases) else np_.else_node
+            )
+            if case is not None and ns.child.phase not in TERMINAL_PHASES:
+                self._abort_node(ctx, wp, case, ns.child, f"{path}/0/{case.id}", path, reason)
+        elif kind == NodeKind.LAUNCH_PLAN and ns.handle is not None and self._lp is not None:
+            req = LaunchRequest(
+                ctx.state.execution_id,
+                path,
+                np_.node.workflow_node.launchplan_ref,
+                np_.launch_plan,
+                literals_pb2.LiteralMap(),
+                ns.attempt,
+            )
+            with contextlib.suppress(Exception):
+                self._lp.abort(req, ns.handle, reason)
+        elif kind == NodeKind.ARRAY and ns.array is not None and np_.array is not None:
+            self._abort_items(ctx, np_.array.sub, ns.array, path, reason)
+        ns.rt = None
+        self._release_slot(ctx, ns)
+        self._release_reservation(ctx, np_, ns, path)
+        ns.error = make_error("Aborted", reason)
+        self._set(ctx, np_, ns, NodePhase.ABORTED, path, parent)
+
+
+def _count_running(gs: GraphState) -> int:
+    n = 0
+    for ns in gs.nodes:
+        if ns is None:
+            continue
+        if ns.flags & FLAG_COUNTED:
+            n += 1
+        if isinstance(ns.child, GraphState):
+            n += _count_running(ns.child)
+        elif isinstance(ns.child, NodeState) and ns.child.flags & FLAG_COUNTED:
+            n += 1
+    return n
