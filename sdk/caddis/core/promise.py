@@ -558,7 +558,7 @@ class ConjunctionExpression(_Expression):
 
 
 def _check_operand(value: Any) -> None:
-    if value is None or isinstance(value, _PRIMITIVE_TYPES | enum.Enum):
+    if value is None or isinstance(value, (*_PRIMITIVE_TYPES, enum.Enum)):
         return
     raise CompilationError(
         f"a condition can compare a promise only with a primitive constant (int, float, str, "
