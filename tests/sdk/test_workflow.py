@@ -1,11 +1,9 @@
 """@workflow: tracing, node ids, bindings, overrides, ordering and definition-time errors."""
 
 import dataclasses
-import typing
 from typing import NamedTuple
 
 import pytest
-from caddis_idl.core.v1 import workflow_pb2
 
 from caddis import Resources, WorkflowFailurePolicy, create_node, task, workflow
 from caddis.core.errors import (
@@ -15,6 +13,7 @@ from caddis.core.errors import (
     PromiseUsageError,
 )
 from caddis.core.settings import SerializationSettings
+from caddis_idl.core.v1 import workflow_pb2
 
 SETTINGS = SerializationSettings(project="p", domain="d", version="v1")
 
@@ -30,7 +29,7 @@ def to_str(x: int) -> str:
 
 
 @task
-def split(x: int) -> typing.Tuple[int, str]:
+def split(x: int) -> tuple[int, str]:
     return x, str(x)
 
 
@@ -231,7 +230,7 @@ def test_subworkflow_node() -> None:
 
 def test_failure_policy_and_on_failure() -> None:
     @task
-    def cleanup(x: int, err: typing.Optional[str] = None) -> None:
+    def cleanup(x: int, err: str | None = None) -> None:
         pass
 
     @workflow(
@@ -256,7 +255,7 @@ def test_on_failure_with_foreign_input_is_rejected() -> None:
     def cleanup(other: int) -> None:
         pass
 
-    with pytest.raises(CompilationError, match="on_failure .* has input 'other'"):
+    with pytest.raises(CompilationError, match=r"on_failure .* has input 'other'"):
 
         @workflow(on_failure=cleanup)
         def wf(x: int) -> int:
@@ -338,7 +337,7 @@ def test_comparison_used_as_python_bool() -> None:
 
 
 def test_negative_index_and_slice_of_list_promise() -> None:
-    with pytest.raises(PromiseUsageError, match="length is\\s+unknown|length is unknown"):
+    with pytest.raises(PromiseUsageError, match=r"length is\\s+unknown|length is unknown"):
 
         @workflow
         def wf(n: int) -> int:
