@@ -239,3 +239,8 @@ def test_set_and_reset_data_context(tmp_path: Any) -> None:
     assert current_data_context() is ctx
     reset_data_context(token)
     assert current_data_context() is before
+
+
+def test_literal_map_overflow_names_the_variable() -> None:
+    with pytest.raises(TypeTransformerFailedError, match="'big'"):
+        TypeEngine.dict_to_literal_map({"big": 2**70}, {"big": int})

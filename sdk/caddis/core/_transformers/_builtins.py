@@ -124,6 +124,9 @@ class _PrimitiveTransformer(TypeTransformer[Any]):
             return self._t
         raise ValueError(f"not a {self.name}")
 
+    def _fill_hook(self) -> typing.Callable[[Any, Any], None] | None:
+        return self.fill()
+
     def fill(self) -> typing.Callable[[Any, Any], None]:
         """Returns ``fill(literal, value)`` that writes a value into an empty Literal."""
         t, field, coerce = self._t, self._field, self._coerce

@@ -253,6 +253,10 @@ class TypeTransformer(Generic[T]):
 
         return encode, decode
 
+    def _fill_hook(self) -> Callable[[Any, Any], None] | None:
+        """Optionally returns ``fill(literal, value)`` writing into an existing, empty Literal."""
+        return None
+
     def _builtin_codec(self, t: Any, plan: _Plan) -> BuiltinCodec:
         """Returns (to_builtin, from_builtin) used inside msgpack containers (dataclass fields).
 
@@ -328,7 +332,15 @@ class SimpleTransformer(TypeTransformer[T]):
 class _Plan:
     """A Python type resolved once: its transformer, LiteralType and conversion closures."""
 
-    __slots__ = ("_builtin", "decode", "encode", "literal_type", "python_type", "transformer")
+    __slots__ = (
+        "_builtin",
+        "decode",
+        "encode",
+        "fill",
+        "literal_type",
+        "python_type",
+        "transformer",
+    )
 
     def __init__(
         self,
@@ -343,6 +355,7 @@ class _Plan:
         self.literal_type = literal_type
         self.encode = encode
         self.decode = decode
+        self.fill = transformer._fill_hook()
         self._builtin: BuiltinCodec | None = None
 
     def builtin(self) -> BuiltinCodec:
@@ -708,6 +721,22 @@ class TypeEngine:
                     f"Cannot convert '{key}': it is not a declared variable "
                     f"(declared: {sorted(python_types)})"
                 ) from None
+            try:
+                plan = _PLANS[t]
+            except (KeyError, TypeError):
+                plan = cls._plan(t)
+            fill = plan.fill
+            if fill is not None:
+                # Primitives are written straight into the map entry: no copy.
+                try:
+                    fill(literals[key], values[key])
+                    continue
+                except TypeTransformerFailedError as exc:
+                    del literals[key]
+                    raise _with_context(exc, key, plan, values[key]) from None
+                except (TypeError, ValueError, OverflowError) as exc:  # int64 overflow
+                    del literals[key]
+                    raise _wrap(exc, key, plan, values[key]) from exc
             literals[key].CopyFrom(cls.to_literal(values[key], t, name=key))
         return lm
 
