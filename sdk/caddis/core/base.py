@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from caddis.core.context import current_compilation_state
@@ -16,16 +17,18 @@ __all__ = ["Entity", "local_execution_hook"]
 
 
 def local_execution_hook() -> Any:
-    """The local executor, ``caddis.local.execute_entity(entity, inputs)``, or None.
+    """The local executor, ``caddis._local.execute_entity(entity, inputs)``, or None.
 
     Local execution (running a workflow on this machine with the shared engine) lives in
-    ``caddis.local``; it is looked up at call time so that this layer neither depends on it
+    ``caddis._local``; it is looked up at call time so that this layer neither depends on it
     nor pays for importing it.
     """
-    try:
-        module = importlib.import_module("caddis.local")
-    except ImportError:
-        return None
+    module = sys.modules.get("caddis._local")
+    if module is None:
+        try:
+            module = importlib.import_module("caddis._local")
+        except ImportError:
+            return None
     return getattr(module, "execute_entity", None)
 
 
@@ -118,7 +121,7 @@ class Entity:
     def _local_execute(self, **inputs: Any) -> Any:
         """Run the entity on this machine with native inputs and return native outputs.
 
-        Delegates to ``caddis.local.execute_entity(entity, inputs)``, which runs the
+        Delegates to ``caddis._local.execute_entity(entity, inputs)``, which runs the
         entity with the shared engine (so local runs behave like remote ones).
 
         Raises:
@@ -128,7 +131,7 @@ class Entity:
         if hook is None:
             raise NotImplementedError(
                 f"{self.describe()} cannot run locally yet: local execution "
-                f"(caddis.local.execute_entity) is not available in this installation. "
+                f"(caddis._local.execute_entity) is not available in this installation. "
                 f"Register it and run it on a caddis cluster instead."
             )
         return hook(self, inputs)

@@ -45,6 +45,10 @@ class Deck:
         self._html += html
         return self
 
+    def append_text(self, text: str) -> Deck:
+        """Append escaped text as a paragraph; returns the deck."""
+        return self.append(f"<p>{_html.escape(text)}</p>")
+
     @property
     def html(self) -> str:
         """The page's HTML body."""
