@@ -145,7 +145,7 @@ def parse_input(name: str, text: str, tp: Any) -> Any:
         obj = json.loads(text)
         from caddis.core.type_engine import TypeEngine
 
-        return TypeEngine._plan(tp).builtin()[1](obj)
+        return TypeEngine.from_builtin(obj, tp)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise click.BadParameter(
             f"cannot read {text!r} as {_type_label(tp)}: {exc}", param_hint=f"--{name}"
@@ -156,7 +156,7 @@ def _json_safe(value: Any, tp: Any) -> Any:
     try:
         from caddis.core.type_engine import TypeEngine
 
-        out = TypeEngine._plan(tp).builtin()[0](value)
+        out = TypeEngine.to_builtin(value, tp)
         json.dumps(out)
         return out
     except Exception:  # not everything has a JSON form: fall back to repr
@@ -184,10 +184,12 @@ def _entity_command(entity: Any, remote: bool) -> click.Command:
         help_text = iface.input_descriptions.get(name, "")
         label = _type_label(tp)
         shown = f" [default: {default!r}]" if has_default else " [required]"
+        decls = [f"--{name}"]
+        if "_" in name:
+            decls.append(f"--{name.replace('_', '-')}")
         params.append(
             click.Option(
-                [f"--{name}", f"--{name.replace('_', '-')}"] if "_" in name else [f"--{name}"],
-                name,
+                [*decls, name],
                 type=str,
                 required=False,
                 metavar=label.upper() if " " not in label else f"<{label}>",
