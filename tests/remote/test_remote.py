@@ -1,0 +1,141 @@
+"""CaddisRemote against a real admin (in-process, SQLite, file:// store)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from caddis_idl.core.v1 import identifier_pb2
+
+
+def test_import_caddis_does_not_import_grpc() -> None:
+    code = "import sys, caddis; caddis.task; assert 'grpc' not in sys.modules, 'grpc imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unreachable_admin_says_how_to_start_it() -> None:
+    from caddis.remote import AdminUnreachableError, CaddisRemote, RemoteConfig
+    from tests.support import free_port
+
+    port = free_port()
+    remote = CaddisRemote(config=RemoteConfig(endpoint=f"127.0.0.1:{port}", connect_timeout_s=0.3))
+    with pytest.raises(AdminUnreachableError) as info:
+        remote.list_executions()
+    assert f"cannot reach admin at 127.0.0.1:{port}: start it with `caddis sandbox start`" in str(
+        info.value
+    )
+
+
+def test_config_from_file_and_env(tmp_path: Path) -> None:
+    from caddis.remote import RemoteConfig
+
+    path = tmp_path / "c.yaml"
+    path.write_text("remote:\n  endpoint: example:1\n  project: p\n")
+    cfg = RemoteConfig.load(path, env={"CADDIS_REMOTE_DOMAIN": "staging"})
+    assert (cfg.endpoint, cfg.project, cfg.domain) == ("example:1", "p", "staging")
+
+
+def test_bundle_is_reproducible_and_skips_caches(tmp_path: Path) -> None:
+    from caddis.remote import build_bundle, source_root
+
+    (tmp_path / "pkg" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "wf.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "__pycache__" / "wf.cpython-311.pyc").write_bytes(b"junk")
+    first = build_bundle(tmp_path)
+    (tmp_path / "pkg" / "wf.py").touch()  # a new mtime must not change the digest
+    second = build_bundle(tmp_path)
+    assert first.digest == second.digest and first.digest.startswith("sha256:")
+    assert first.files == ("pkg/__init__.py", "pkg/wf.py")
+    with tarfile.open(fileobj=io.BytesIO(first.data)) as tar:
+        assert sorted(tar.getnames()) == ["pkg/__init__.py", "pkg/wf.py"]
+    assert source_root(tmp_path / "pkg" / "wf.py") == tmp_path.resolve()
+    (tmp_path / "pkg" / "wf.py").write_text("x = 2\n")
+    assert build_bundle(tmp_path).digest != first.digest
+
+
+def test_register_uploads_bundle_and_versions_by_code_digest(
+    remote: Any, flows: ModuleType, storage: Any
+) -> None:
+    result = remote.register(flows.pipeline, flows.pipeline_lp, flows.greet)
+    assert result.bundle is not None
+    assert result.version == result.bundle.short_digest
+    assert Path(result.bundle_uri.removeprefix("file://")).read_bytes() == result.bundle.data
+    names = {i.name for i in result.all_ids()}
+    assert {
+        flows.double.name,
+        flows.pipeline.name,
+        flows.pipeline_lp.name,
+        flows.greet.name,
+    } <= names
+    # Registering the same code again is a no-op with the same version.
+    assert remote.register(flows.pipeline).version == result.version
+
+    task = remote.fetch_task(flows.double.name)
+    assert task.version == result.version
+    assert list(task.interface.inputs.variables) == ["x"]
+    wf = remote.fetch_workflow(flows.pipeline.name, result.version)
+    assert wf.id.resource_type == identifier_pb2.RESOURCE_TYPE_WORKFLOW
+    lp = remote.fetch_launch_plan(flows.pipeline_lp.name)
+    assert lp.version == result.version and "x" in lp.interface.inputs.variables
+
+
+def test_execute_creates_execution_and_manages_it(remote: Any, flows: ModuleType) -> None:
+    from caddis.remote import ExecutionFailedError, RemoteError
+
+    execution = remote.execute(flows.pipeline, inputs={"x": 3}, name="exec-one")
+    assert execution.name == "exec-one"
+    assert not execution.is_done
+    listed = remote.list_executions()
+    assert [e.name for e in listed] == ["exec-one"]
+    inputs = remote.fetch_inputs_literals(execution)
+    assert inputs.literals["x"].scalar.primitive.integer == 3
+    with pytest.raises(RemoteError, match="has no input"):
+        remote.execute(flows.pipeline, inputs={"y": 1})
+
+    relaunched = remote.relaunch(execution)
+    assert relaunched.name != execution.name
+    assert remote.fetch_inputs_literals(relaunched).literals["x"].scalar.primitive.integer == 3
+
+    remote.terminate(execution, cause="test")
+    execution = remote.sync(execution)
+    with pytest.raises(ExecutionFailedError):
+        remote.fetch_outputs(execution)
+    assert remote.node_executions(execution) == [] or all(
+        t.node_id for t in remote.node_executions(execution)
+    )
+
+
+def test_execute_task_through_wrapper_workflow(remote: Any, flows: ModuleType) -> None:
+    execution = remote.execute(flows.greet, inputs={"name": "caddis", "times": 2})
+    wf = remote.fetch_workflow(flows.greet.name)
+    assert wf.version == execution.entity.version
+    assert execution.proto.closure.workflow_id.name == flows.greet.name
+
+
+def test_launch_plan_activation(remote: Any, flows: ModuleType) -> None:
+    from caddis_idl.admin.v1 import launch_plan_pb2
+
+    result = remote.register(flows.pipeline_lp)
+    remote.set_launch_plan_state(flows.pipeline_lp.name, result.version, True)
+    proto = remote._launch_plan_proto(flows.pipeline_lp.name, result.version, None, None)
+    assert proto.closure.state == launch_plan_pb2.LAUNCH_PLAN_STATE_ACTIVE
+    remote.set_launch_plan_state(flows.pipeline_lp.name, result.version, False)
+    proto = remote._launch_plan_proto(flows.pipeline_lp.name, result.version, None, None)
+    assert proto.closure.state == launch_plan_pb2.LAUNCH_PLAN_STATE_INACTIVE
+
+
+def test_fetch_missing_entity_is_not_found(remote: Any) -> None:
+    from caddis.remote import EntityNotFoundError
+
+    with pytest.raises(EntityNotFoundError):
+        remote.fetch_task("nope", "v1")
+    with pytest.raises(EntityNotFoundError):
+        remote.fetch_workflow("nope")
