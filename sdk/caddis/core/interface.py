@@ -185,11 +185,9 @@ _TUPLE_CLASSES: dict[tuple[str, tuple[str, ...]], type[tuple[Any, ...]]] = {}
 
 def _output_tuple_class(name: str, fields_: tuple[str, ...]) -> type[tuple[Any, ...]]:
     key = (name, fields_)
-    cls = _TUPLE_CLASSES.get(key)
-    if cls is None:
-        cls = collections.namedtuple(name, fields_)  # type: ignore[misc]
-        _TUPLE_CLASSES[key] = cls
-    return cls
+    if key not in _TUPLE_CLASSES:
+        _TUPLE_CLASSES[key] = collections.namedtuple(name, fields_)  # type: ignore[misc]
+    return _TUPLE_CLASSES[key]
 
 
 def _variable_map(

@@ -9,7 +9,6 @@ a node that starts a separate child execution.
 from __future__ import annotations
 
 import datetime
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -184,7 +183,7 @@ class LaunchPlan(Entity):
                 raise CompilationError(
                     f"{owner}: kickoff_time_input_arg '{arg}' cannot be a fixed input"
                 )
-        return typing.cast(CronSchedule | FixedRate, schedule)
+        return schedule
 
     # ------------------------------------------------------------------ creation
     def _signature(self) -> tuple[Any, ...]:

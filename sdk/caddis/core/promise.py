@@ -477,7 +477,8 @@ class ComparisonExpression(_Expression):
             raise CompilationError("a comparison in a condition needs at least one promise")
 
     def __repr__(self) -> str:
-        return f"({self.lhs!r} {_OPERATOR_SYMBOLS.get(self.op, '?')} {self.rhs!r})"
+        symbol = _OPERATOR_SYMBOLS.get(self.op, "?")  # type: ignore[call-overload]
+        return f"({self.lhs!r} {symbol} {self.rhs!r})"
 
     def promises(self) -> list[Promise]:
         """The promises compared."""

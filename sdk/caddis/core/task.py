@@ -527,7 +527,8 @@ def task(
             if task_config is not None
             else PythonFunctionTask
         )
-        return make_function_task(fn, klass, task_config=task_config, **options)
+        made: PythonFunctionTask = make_function_task(fn, klass, task_config=task_config, **options)
+        return made
 
     if _task_function is not None:
         return wrapper(_task_function)
