@@ -1,0 +1,1 @@
+"""gRPC clients of the services propeller talks to: admin's EventService and the datacatalog."""

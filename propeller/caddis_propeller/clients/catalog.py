@@ -1,0 +1,206 @@
+"""The engine's ``Catalog`` over the datacatalog gRPC service.
+
+- ``lookup``: GetArtifact by tag (the input hash) in the task's dataset; NOT_FOUND is a miss.
+- ``put``: CreateDataset (ALREADY_EXISTS is fine), CreateArtifact, AddTag; with ``overwrite``
+  UpdateArtifact of the tagged artifact.
+- Reservations (cache_serialize): GetOrExtendReservation / ReleaseReservation.
+
+Any failure raises (the engine then runs the task uncached and reports CACHE_LOOKUP_FAILURE or
+CACHE_PUT_FAILURE; a catalog outage never fails a task). After a failure that says the service
+is unreachable, calls fail fast for ``cooldown`` seconds instead of each waiting for a
+deadline, so an outage costs one timeout, not one per node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf import duration_pb2
+
+from caddis_idl.core.v1 import literals_pb2
+from caddis_idl.datacatalog.v1 import (
+    datacatalog_pb2,
+    datacatalog_service_pb2,
+    datacatalog_service_pb2_grpc,
+)
+
+if TYPE_CHECKING:
+    from caddis_propeller.engine.cache_keys import CacheKey
+
+
+class CatalogUnavailableError(RuntimeError):
+    """The datacatalog could not be reached (recently); the caller runs uncached."""
+
+
+_UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+class DataCatalogClient:
+    """``Catalog`` implementation over a gRPC channel to the datacatalog.
+
+    Args:
+        endpoint: ``host:port`` of the datacatalog.
+        timeout: Deadline of each call in seconds.
+        cooldown: Seconds to fail fast after the service was found unreachable.
+        on_event: Metrics hook called with ``hit``, ``miss``, ``put``, ``put_failure``,
+            ``lookup_failure``.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 5.0,
+        cooldown: float = 2.0,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.cooldown = cooldown
+        self._on_event = on_event
+        self._channel = grpc.insecure_channel(endpoint)
+        self._stub = datacatalog_service_pb2_grpc.DataCatalogServiceStub(self._channel)
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def _emit(self, what: str) -> None:
+        if self._on_event is not None:
+            self._on_event(what)
+
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        if time.monotonic() < self._down_until:
+            raise CatalogUnavailableError(f"datacatalog at {self.endpoint} is unreachable")
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            if exc.code() in _UNAVAILABLE:
+                with self._lock:
+                    self._down_until = time.monotonic() + self.cooldown
+                raise CatalogUnavailableError(
+                    f"datacatalog at {self.endpoint} is unreachable: {exc.details()}"
+                ) from exc
+            raise
+
+    @staticmethod
+    def _dataset(key: CacheKey) -> datacatalog_pb2.DatasetID:
+        return datacatalog_pb2.DatasetID(
+            project=key.project, domain=key.domain, name=key.name, version=key.version
+        )
+
+    def lookup(self, key: CacheKey) -> literals_pb2.LiteralMap | None:
+        """Cached outputs for ``key``, or None on a miss."""
+        request = datacatalog_service_pb2.GetArtifactRequest(
+            dataset=self._dataset(key), tag_name=key.tag
+        )
+        try:
+            response = self._call(self._stub.GetArtifact, request)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                self._emit("miss")
+                return None
+            self._emit("lookup_failure")
+            raise
+        except CatalogUnavailableError:
+            self._emit("lookup_failure")
+            raise
+        outputs = literals_pb2.LiteralMap()
+        for item in response.artifact.data:
+            outputs.literals[item.name].CopyFrom(item.value)
+        self._emit("hit")
+        return outputs
+
+    def put(self, key: CacheKey, outputs: literals_pb2.LiteralMap, *, overwrite: bool) -> None:
+        """Record ``outputs`` under ``key`` (replacing the tagged artifact when ``overwrite``)."""
+        try:
+            self._put(key, outputs, overwrite=overwrite)
+        except Exception:
+            self._emit("put_failure")
+            raise
+        self._emit("put")
+
+    def _put(self, key: CacheKey, outputs: literals_pb2.LiteralMap, *, overwrite: bool) -> None:
+        dataset_id = self._dataset(key)
+        data = [
+            datacatalog_pb2.ArtifactData(name=name, value=value)
+            for name, value in sorted(outputs.literals.items())
+        ]
+        if overwrite:
+            try:
+                self._call(
+                    self._stub.UpdateArtifact,
+                    datacatalog_service_pb2.UpdateArtifactRequest(
+                        dataset=dataset_id, tag_name=key.tag, data=data
+                    ),
+                )
+                return
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+        try:
+            self._call(
+                self._stub.CreateDataset,
+                datacatalog_service_pb2.CreateDatasetRequest(
+                    dataset=datacatalog_pb2.Dataset(id=dataset_id)
+                ),
+            )
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+        artifact_id = str(uuid.uuid4())
+        self._call(
+            self._stub.CreateArtifact,
+            datacatalog_service_pb2.CreateArtifactRequest(
+                artifact=datacatalog_pb2.Artifact(id=artifact_id, dataset=dataset_id, data=data)
+            ),
+        )
+        try:
+            self._call(
+                self._stub.AddTag,
+                datacatalog_service_pb2.AddTagRequest(
+                    tag=datacatalog_pb2.Tag(name=key.tag, artifact_id=artifact_id, dataset=dataset_id)
+                ),
+            )
+        except grpc.RpcError as exc:
+            # Another run recorded the same inputs first; its artifact stands.
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+
+    def get_or_extend_reservation(self, key: CacheKey, owner_id: str, heartbeat: float) -> bool:
+        """Take or extend the reservation; True when ``owner_id`` holds it."""
+        request = datacatalog_service_pb2.GetOrExtendReservationRequest(
+            reservation_id=datacatalog_pb2.ReservationID(
+                dataset_id=self._dataset(key), tag_name=key.tag
+            ),
+            owner_id=owner_id,
+            heartbeat_interval=duration_pb2.Duration(
+                seconds=int(heartbeat), nanos=int((heartbeat % 1) * 1e9)
+            ),
+        )
+        response = self._call(self._stub.GetOrExtendReservation, request)
+        return bool(response.reservation.owner_id == owner_id)
+
+    def release_reservation(self, key: CacheKey, owner_id: str) -> None:
+        """Release the reservation if ``owner_id`` holds it."""
+        request = datacatalog_service_pb2.ReleaseReservationRequest(
+            reservation_id=datacatalog_pb2.ReservationID(
+                dataset_id=self._dataset(key), tag_name=key.tag
+            ),
+            owner_id=owner_id,
+        )
+        try:
+            self._call(self._stub.ReleaseReservation, request)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+
+
+__all__ = ["CatalogUnavailableError", "DataCatalogClient"]

@@ -1,0 +1,1 @@
+"""The gRPC edge of propeller: the PropellerService servicer (thin: decode, call, encode)."""

@@ -1,0 +1,43 @@
+"""Launch through gRPC and run workflows to completion with the process plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from caddis_idl.core.v1 import execution_pb2
+
+from tests.propeller.service import workflows as w
+from tests.propeller.service.conftest import WP, int_output
+from tests.support import wait_until
+
+
+def test_simple_workflow_completes_and_reports_events(start_propeller, make_config, admin) -> None:
+    p = start_propeller(make_config(admin_endpoint=admin.address))
+    response = p.launch("simple1", w.simple, {"x": 3})
+    assert not response.already_launched
+    state = p.wait_done("simple1")
+    assert state.phase == WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED, state.error
+    assert int_output(p.outputs("simple1")) == 12
+    wait_until(
+        lambda: WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED in admin.servicer.workflow_phases("simple1"),
+        message="SUCCEEDED event at admin",
+    )
+    phases = admin.servicer.workflow_phases("simple1")
+    assert phases[0] == WP.WORKFLOW_EXECUTION_PHASE_QUEUED
+
+
+def test_pipeline_with_dynamic_and_map(start_propeller, make_config, markers: Path) -> None:
+    p = start_propeller(make_config())
+    p.launch("pipe1", w.pipeline, {"n": 5})
+    state = p.wait_done("pipe1", timeout=60)
+    assert state.phase == WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED, state.error
+    assert int_output(p.outputs("pipe1")) == sum(4 * i for i in range(5))
+    counts = {c.phase: c.count for c in state.node_counts}
+    assert counts.get(execution_pb2.NodeExecutionPhase.NODE_EXECUTION_PHASE_SUCCEEDED, 0) >= 3
+
+
+def test_launch_is_idempotent(start_propeller, make_config) -> None:
+    p = start_propeller(make_config())
+    assert not p.launch("idem", w.simple, {"x": 1}).already_launched
+    assert p.launch("idem", w.simple, {"x": 1}).already_launched
+    assert p.wait_done("idem").phase == WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED

@@ -1,0 +1,109 @@
+"""Small workflows for the propeller service tests (tasks run in separate processes).
+
+Every task writes a marker file per successful run (execution, node path, attempt) under
+``CADDIS_TEST_MARKERS`` so tests can count how often each attempt's user code ran.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+from caddis import Cache, dynamic, map_task, task, workflow
+
+
+def _mark(kind: str) -> None:
+    root = os.environ.get("CADDIS_TEST_MARKERS")
+    if not root:
+        return
+    name = "|".join(
+        [
+            os.environ.get("CADDIS_EXECUTION_NAME", "?"),
+            os.environ.get("CADDIS_NODE_PATH", "?").replace("/", "~"),
+            os.environ.get("CADDIS_ATTEMPT", "?"),
+            kind,
+            uuid.uuid4().hex[:8],
+        ]
+    )
+    Path(root).mkdir(parents=True, exist_ok=True)
+    (Path(root) / name).write_text("")
+
+
+def _maybe_slow() -> None:
+    delay = float(os.environ.get("CADDIS_TEST_TASK_DELAY", "0") or 0)
+    if delay:
+        time.sleep(delay)
+
+
+@task
+def double(x: int) -> int:
+    _maybe_slow()
+    _mark("double")
+    return x * 2
+
+
+@task
+def total(xs: list[int]) -> int:
+    _mark("total")
+    return sum(xs)
+
+
+@task
+def count_characters(text: str) -> int:
+    _mark("count")
+    return len(text)
+
+
+@dynamic
+def fan_out(n: int) -> list[int]:
+    _mark("fan_out")
+    return [double(x=i) for i in range(n)]
+
+
+@workflow
+def simple(x: int) -> int:
+    return double(x=double(x=x))
+
+
+@workflow
+def pipeline(n: int) -> int:
+    """Dynamic fan-out, then a map task over its results, then a sum."""
+    doubled = fan_out(n=n)
+    quadrupled = map_task(double)(x=doubled)
+    return total(xs=quadrupled)
+
+
+@task
+def sleepy(seconds: float) -> float:
+    _mark("sleepy")
+    time.sleep(seconds)
+    return seconds
+
+
+@workflow
+def sleeper(seconds: float) -> float:
+    return sleepy(seconds=seconds)
+
+
+@task(cache=Cache(version="1", serialize=True))
+def cached_square(x: int) -> int:
+    _maybe_slow()
+    _mark("square")
+    return x * x
+
+
+@workflow
+def cached(x: int) -> int:
+    return cached_square(x=x)
+
+
+@workflow
+def mapped(xs: list[int]) -> list[int]:
+    return map_task(double)(x=xs)
+
+
+@workflow
+def counting(text: str) -> int:
+    return count_characters(text=text)
