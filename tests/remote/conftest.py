@@ -35,7 +35,9 @@ def pipeline(x: int) -> int:
     return double(x=double(x=x))
 
 
-pipeline_lp = LaunchPlan.get_or_create(pipeline, name=__name__ + ".pipeline_lp", default_inputs={"x": 5})
+pipeline_lp = LaunchPlan.get_or_create(
+    pipeline, name=__name__ + ".pipeline_lp", default_inputs={"x": 5}
+)
 """
 
 

@@ -7,8 +7,8 @@ floats, bools and strings as such; JSON for lists, dicts, dataclasses and other 
 types; paths for files and directories). ``caddis run file.py ENTITY --help`` lists them.
 The outputs are printed as JSON where they have a JSON form (``repr`` otherwise).
 
-``--remote`` is accepted but remote runs are not available yet: they need the services
-(``caddis sandbox start``).
+``--remote`` registers the entity (and its code) with admin, launches it and follows the
+node phases; ``--wait`` also prints the outputs (see :func:`caddis._cli.executions.run_remote`).
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def format_outputs(entity: Any, result: Any) -> str:
     return json.dumps({n: _json_safe(values[n], outputs[n]) for n in names}, indent=2, default=repr)
 
 
-def _entity_command(entity: Any, remote: bool) -> click.Command:
+def _entity_command(entity: Any, remote: bool, wait: bool = False) -> click.Command:
     iface = entity.python_interface
     params: list[click.Parameter] = []
     for name, tp in iface.inputs.items():
@@ -213,10 +213,11 @@ def _entity_command(entity: Any, remote: bool) -> click.Command:
                 + ", ".join(f"--{m} <{_type_label(iface.inputs[m])}>" for m in missing)
             )
         if remote:
-            raise click.UsageError(
-                "remote runs need the caddis services (`caddis sandbox start`) and are not "
-                "available yet in this release; run without --remote to execute locally"
-            )
+            # Remote path (owned by caddis._cli.executions): register, launch, follow.
+            from caddis._cli.executions import run_remote
+
+            run_remote(entity, kwargs, wait=wait)
+            return
         try:
             result = entity(**kwargs)
         except Exception as exc:  # the run failed: say why, without a caddis traceback
@@ -237,13 +238,19 @@ def _entity_command(entity: Any, remote: bool) -> click.Command:
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     add_help_option=False,
 )
-@click.option("--remote", is_flag=True, help="Run on caddis services (not yet available).")
+@click.option("--remote", is_flag=True, help="Run on caddis services (see `caddis sandbox`).")
+@click.option("--wait", is_flag=True, help="With --remote: wait for the end, print the outputs.")
 @click.option("--help", "show_help", is_flag=True, help="Show this message and exit.")
 @click.argument("file", required=False)
 @click.argument("entity", required=False)
 @click.pass_context
 def run(
-    ctx: click.Context, remote: bool, show_help: bool, file: str | None, entity: str | None
+    ctx: click.Context,
+    remote: bool,
+    wait: bool,
+    show_help: bool,
+    file: str | None,
+    entity: str | None,
 ) -> None:
     """Run ENTITY (a task, workflow or launch plan) defined in FILE on this machine.
 
@@ -259,5 +266,5 @@ def run(
     if show_help:
         args.append("--help")
     obj = load_entity_from_file(file, entity)
-    command = _entity_command(obj, remote)
+    command = _entity_command(obj, remote, wait)
     command.main(args=args, prog_name=f"caddis run {file} {entity}", standalone_mode=False)
