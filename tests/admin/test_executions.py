@@ -257,9 +257,14 @@ def test_outbox_delivers_exactly_once_after_propeller_comes_back(make_admin, pro
         stubs = Stubs(ch)
         register_basics(stubs)
         names = [create(stubs, inputs=lmap(x=int_lit(i))) for i in range(3)]
-        wait_until(lambda: admin.dispatcher.pending() == 3, message="three pending")
-        with admin.ctx.db.transaction(readonly=True) as repos:
-            assert all(r.attempts >= 1 for r in repos.outbox.due(2**63 - 1, 10))
+        assert admin.dispatcher.pending() == 3
+
+        def all_tried():
+            with admin.ctx.db.transaction(readonly=True) as repos:
+                rows = repos.outbox.due(2**62 - 1, 10)
+                return len(rows) == 3 and all(r.attempts >= 2 for r in rows)
+
+        wait_until(all_tried, message="every launch tried and retried while propeller is down")
         propeller.start()
         wait_until(
             lambda: sorted(propeller.launched_names()) == sorted(names),

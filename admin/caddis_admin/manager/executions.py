@@ -28,8 +28,8 @@ from caddis_admin.manager.context import (
 )
 from caddis_admin.manager.literals import describe_literal, describe_type, literal_matches
 from caddis_admin.repository import transformers as tf
-from caddis_admin.repository.models import ExecutionRow, LaunchPlanRow
-from caddis_admin.repository.store import Repos
+from caddis_admin.repository.models import ExecutionRow, LaunchPlanRow, WorkflowRow
+from caddis_admin.repository.store import DuplicateKeyError, Repos
 from caddis_idl.admin.v1 import common_pb2, execution_pb2, launch_plan_pb2
 from caddis_idl.core.v1 import (
     compiler_pb2,
@@ -99,6 +99,7 @@ class ExecutionManager:
 
     def __init__(self, ctx: AdminContext) -> None:
         self.ctx = ctx
+        self._workflows: dict[tuple[str, str, str, str], WorkflowRow] = {}
 
     # -- create ------------------------------------------------------------------------------
 
@@ -122,14 +123,15 @@ class ExecutionManager:
         name = req.name or new_execution_name()
         locations.join("file:///x", name)  # refuses names that cannot be a path segment
         with self.ctx.db.transaction(readonly=True) as repos:
-            if repos.executions.get(req.project, req.domain, name) is not None:
+            # A generated name is new by construction; only a chosen one needs the check.
+            if req.name and repos.executions.get(req.project, req.domain, name) is not None:
                 if idempotent:
                     return name
                 raise AlreadyExistsError(
                     f"execution {_fmt_exec(req.project, req.domain, name)} already exists"
                 )
             lp = self._resolve_launch_plan(repos, req)
-            wf = repos.workflows.get(lp.project, lp.domain, lp.workflow_name, lp.workflow_version)
+            wf = self._workflow(repos, lp)
             if wf is None:
                 raise NotFoundError(
                     f"workflow {lp.workflow_name}@{lp.workflow_version} of launch plan "
@@ -218,26 +220,36 @@ class ExecutionManager:
         payload = launch.SerializeToString(deterministic=True)
         limit = self.ctx.config.max_concurrent_executions
 
-        def work(repos: Repos) -> bool:
+        def work(repos: Repos) -> None:
             fresh = ExecutionRow(**{c: getattr(row, c) for c in _ROW_FIELDS})
             if limit > 0:
                 repos.lock_quota(req.project, req.domain)
                 running = repos.executions.count_running(req.project, req.domain, TERMINAL_PHASES)
                 fresh.admitted = running < limit
-            if not repos.executions.add(fresh, labels):
-                return False
+            repos.executions.add(fresh, labels)
             repos.outbox.add("launch", fresh.id, payload, now, held=not fresh.admitted)
-            return True
 
-        if not self.ctx.db.run(work):
+        try:
+            self.ctx.db.run(work)
+        except DuplicateKeyError as exc:
             if idempotent:
                 return name
             raise AlreadyExistsError(
                 f"execution {_fmt_exec(req.project, req.domain, name)} already exists"
-            )
+            ) from exc
         self.ctx.hooks.execution_phase("QUEUED")
         self.ctx.hooks.wake_dispatcher()
         return name
+
+    def _workflow(self, repos: Repos, lp: LaunchPlanRow) -> WorkflowRow | None:
+        # Workflow versions are immutable: a row once read serves every later launch.
+        key = (lp.project, lp.domain, lp.workflow_name, lp.workflow_version)
+        wf = self._workflows.get(key)
+        if wf is None:
+            wf = repos.workflows.get(*key)
+            if wf is not None and len(self._workflows) < 10_000:
+                self._workflows[key] = wf
+        return wf
 
     def _resolve_launch_plan(self, repos: Repos, req: LaunchRequest) -> LaunchPlanRow:
         kind = req.spec.WhichOneof("launch_entity")

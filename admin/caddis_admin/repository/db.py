@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from caddis._serving.config import DatabaseConfig
 from caddis._serving.db import (
@@ -16,7 +17,7 @@ from caddis._serving.db import (
     run_in_transaction,
     session_scope,
 )
-from caddis_admin.repository.store import Repos
+from caddis_admin.repository.store import DuplicateKeyError, Repos
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _VERSION_TABLE = "caddis_admin_alembic_version"
@@ -40,6 +41,13 @@ class Database:
         self.engine: Engine = create_engine(config)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._sessions = make_session_factory(self.engine)
+        # PostgreSQL reads skip BEGIN/COMMIT round trips: each read block issues one or two
+        # SELECTs whose consistency does not depend on a snapshot shared between them.
+        self._read_sessions = (
+            self._sessions
+            if self.is_sqlite
+            else make_session_factory(self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+        )
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic ``upgrade head``).
@@ -75,7 +83,8 @@ class Database:
         Yields:
             The repositories bound to this transaction's session.
         """
-        with session_scope(self._sessions, write=not readonly) as session:
+        factory = self._read_sessions if readonly else self._sessions
+        with session_scope(factory, write=not readonly) as session:
             yield Repos(session, is_sqlite=self.is_sqlite)
 
     def run(self, work: Callable[[Repos], T], *, readonly: bool = False, attempts: int = 8) -> T:
@@ -89,12 +98,15 @@ class Database:
         Returns:
             What ``work`` returned.
         """
-        return run_in_transaction(
-            self._sessions,
-            lambda session: work(Repos(session, is_sqlite=self.is_sqlite)),
-            write=not readonly,
-            attempts=attempts,
-        )
+        try:
+            return run_in_transaction(
+                self._read_sessions if readonly else self._sessions,
+                lambda session: work(Repos(session, is_sqlite=self.is_sqlite)),
+                write=not readonly,
+                attempts=attempts,
+            )
+        except IntegrityError as exc:
+            raise DuplicateKeyError(str(exc.orig)) from exc
 
     def dispose(self) -> None:
         """Close every pooled connection."""

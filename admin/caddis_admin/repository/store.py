@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
+from sqlalchemy import Select, and_, delete, exists, func, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -34,6 +34,11 @@ from caddis_admin.repository.models import (
 from caddis_admin.repository.query import Filter, ListQuery, decode_token, encode_token
 
 R = TypeVar("R", bound=Base)
+
+
+class DuplicateKeyError(Exception):
+    """A transaction inserted a row whose unique key another row already holds."""
+
 
 # LaunchPlanState.LAUNCH_PLAN_STATE_ACTIVE / _INACTIVE of the IDL, stored as is.
 LP_ACTIVE = 2
@@ -84,10 +89,11 @@ def _paged(
     row_id: InstrumentedAttribute[int] = model.id  # type: ignore[attr-defined]
     if query.token:
         value, last_id = decode_token(query.token, sort_key)
-        if query.ascending:
-            stmt = stmt.where(or_(col > value, and_(col == value, row_id > last_id)))
-        else:
-            stmt = stmt.where(or_(col < value, and_(col == value, row_id < last_id)))
+        # A row-value comparison, not an OR of two conditions: the database turns it into
+        # one range scan of the (…, sort column, id) index.
+        key = tuple_(col, row_id)
+        bound = tuple_(literal(value, col.type), literal(last_id, row_id.type))
+        stmt = stmt.where(key > bound if query.ascending else key < bound)
     order = (col.asc(), row_id.asc()) if query.ascending else (col.desc(), row_id.desc())
     limit = max(1, min(query.limit or 100, 10_000))
     rows: list[R] = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
@@ -327,17 +333,16 @@ class ExecutionRepo:
         """The execution with this row id, or None."""
         return self._s.get(ExecutionRow, execution_id)
 
-    def add(self, row: ExecutionRow, labels: dict[str, str]) -> bool:
-        """Insert an execution and its labels; False when its name is taken."""
-        try:
-            with self._s.begin_nested():
-                self._s.add(row)
-                self._s.flush()
-                for key, value in labels.items():
-                    self._s.add(ExecutionLabelRow(execution_id=row.id, key=key, value=value))
-        except IntegrityError:
-            return False
-        return True
+    def add(self, row: ExecutionRow, labels: dict[str, str]) -> None:
+        """Insert an execution and its labels.
+
+        No savepoint (it costs two round trips on the hot path): when the name is taken the
+        whole transaction fails and ``Database.run`` raises :class:`DuplicateKeyError`.
+        """
+        self._s.add(row)
+        self._s.flush()
+        for key, value in labels.items():
+            self._s.add(ExecutionLabelRow(execution_id=row.id, key=key, value=value))
 
     def page(self, project: str, domain: str, query: ListQuery) -> tuple[list[ExecutionRow], str]:
         """A page of executions of a project+domain."""
