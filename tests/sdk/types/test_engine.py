@@ -244,3 +244,14 @@ def test_set_and_reset_data_context(tmp_path: Any) -> None:
 def test_literal_map_overflow_names_the_variable() -> None:
     with pytest.raises(TypeTransformerFailedError, match="'big'"):
         TypeEngine.dict_to_literal_map({"big": 2**70}, {"big": int})
+
+
+def test_offloaded_literal_is_fetched(data_ctx: DataContext) -> None:
+    from caddis.storage import get_store
+
+    uri = data_ctx.new_raw_uri("big.pb")
+    get_store(uri).write_proto(uri, TypeEngine.to_literal([1, 2, 3], list[int]))
+    lit = literals_pb2.Literal()
+    lit.offloaded_metadata.uri = uri
+    lit.offloaded_metadata.inferred_type.CopyFrom(TypeEngine.to_literal_type(list[int]))
+    assert TypeEngine.to_python_value(lit, list[int]) == [1, 2, 3]

@@ -692,6 +692,11 @@ class TypeEngine:
         try:
             return plan.decode(literal)
         except TypeTransformerFailedError as exc:
+            if literal.WhichOneof("value") == "offloaded_metadata":
+                # Checked only on failure: offloaded literals are rare, the fast path stays bare.
+                from caddis.core._transformers._blobs import load_offloaded
+
+                return cls.to_python_value(load_offloaded(literal), python_type, name=name)
             raise _with_context(exc, name, plan, _LiteralDescription(literal)) from None
         except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise _wrap(exc, name, plan, _LiteralDescription(literal)) from exc
