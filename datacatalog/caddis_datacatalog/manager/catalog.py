@@ -26,7 +26,7 @@ from caddis_datacatalog.repository.models import (
     TagRow,
 )
 from caddis_datacatalog.repository.pagination import PageCursor
-from caddis_datacatalog.repository.repo import CatalogRepository, DatasetKey
+from caddis_datacatalog.repository.repo import ArtifactView, CatalogRepository, DatasetKey
 from caddis_idl.core.v1 import literals_pb2
 from caddis_idl.datacatalog.v1 import datacatalog_pb2
 
@@ -252,16 +252,15 @@ class CatalogManager:
             NotFoundError: When the dataset, the tag or the artifact does not exist.
         """
         key = transformers.dataset_key(dataset_id)
-        dataset, row = repo.find_artifact_by_dataset_key(
-            key, artifact_id=handle.artifact_id, tag_name=handle.tag_name
-        )
-        if dataset is None:
+        view = repo.lookup_artifact(key, artifact_id=handle.artifact_id, tag_name=handle.tag_name)
+        if view is not None:
+            return self._artifact_proto(view)
+        # A miss: tell "no such dataset" from "no such artifact" for the message.
+        if repo.get_dataset(key) is None:
             raise NotFoundError(f"dataset {describe_dataset(key)} does not exist")
-        if row is None:
-            raise NotFoundError(
-                f"{handle.describe()} does not exist in dataset {describe_dataset(key)}"
-            )
-        return self._artifact_proto(row)
+        raise NotFoundError(
+            f"{handle.describe()} does not exist in dataset {describe_dataset(key)}"
+        )
 
     def list_artifacts(
         self,
@@ -299,7 +298,7 @@ class CatalogManager:
         if len(rows) > limit:
             rows = rows[:limit]
             next_token = PageCursor(rows[-1].created_at, rows[-1].id, page.ascending).encode()
-        return [self._artifact_proto(r) for r in rows], next_token
+        return [self._artifact_proto(ArtifactView.of(r)) for r in rows], next_token
 
     def update_artifact(
         self,
@@ -545,16 +544,16 @@ class CatalogManager:
         path = "/".join(_path_part(p) for p in parts)
         return f"{self.settings.data_prefix.rstrip('/')}/{path}/{digest[:32]}.pb"
 
-    def _artifact_proto(self, row: ArtifactRow) -> datacatalog_pb2.Artifact:
+    def _artifact_proto(self, view: ArtifactView) -> datacatalog_pb2.Artifact:
         data = []
-        for item in row.data:
+        for item in view.data:
             if item.inline_value is not None:
                 literal = literals_pb2.Literal.FromString(item.inline_value)
             else:
                 assert item.location is not None
                 literal = self._store.read_proto(item.location, literals_pb2.Literal)
             data.append(datacatalog_pb2.ArtifactData(name=item.name, value=literal))
-        return transformers.artifact_proto(row, data)
+        return transformers.artifact_proto(view, data)
 
     def _delete_blobs_after_commit(self, repo: CatalogRepository, locations: list[str]) -> None:
         if not locations:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from caddis._serving import db
@@ -16,6 +17,8 @@ from caddis_datacatalog.repository.repo import CatalogRepository
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_READ_ATTEMPTS = 5
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 """Directory of the Alembic environment and revisions of the datacatalog schema."""
@@ -57,6 +60,8 @@ class Database:
         Returns:
             What ``work`` returned.
         """
+        if not write:
+            return self._read(work)
         hooks: list[Callable[[], None]] = []
 
         def body(session: Session) -> T:
@@ -72,6 +77,23 @@ class Database:
                 # behind) must not turn the RPC into an error.
                 _log.warning("after-commit action failed", exc_info=True)
         return result
+
+    def _read(self, work: Callable[[CatalogRepository], T]) -> T:
+        # Reads skip the Session's transaction bookkeeping (a third of a cache lookup's server
+        # time): one connection, one deferred transaction, a session joined to it for the
+        # ORM queries that need one.
+        for attempt in range(1, _READ_ATTEMPTS + 1):
+            try:
+                with self.engine.connect() as conn, conn.begin():
+                    session = Session(bind=conn, expire_on_commit=False)
+                    try:
+                        return work(CatalogRepository(session, [], connection=conn))
+                    finally:
+                        session.close()
+            except DBAPIError as error:
+                if attempt == _READ_ATTEMPTS or not db.is_retryable(error):
+                    raise
+        raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         """Close all pooled connections."""

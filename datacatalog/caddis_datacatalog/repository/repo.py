@@ -40,6 +40,113 @@ class DatasetKey:
 
 
 @dataclass(frozen=True)
+class DataView:
+    """One value of an artifact as stored: inline bytes or a blob location."""
+
+    name: str
+    inline_value: bytes | None
+    location: str | None
+
+
+@dataclass(frozen=True)
+class ArtifactView:
+    """An artifact read with plain queries (the lookup hot path skips the ORM).
+
+    Attributes mirror the columns of :class:`ArtifactRow` and its dataset, data, partitions and
+    tags.
+    """
+
+    pk: int
+    artifact_id: str
+    dataset: DatasetKey
+    dataset_uuid: str
+    metadata: dict[str, str]
+    source_execution: bytes
+    created_at: dt.datetime
+    data: list[DataView]
+    partitions: list[tuple[str, str]]
+    tags: list[str]
+
+    @classmethod
+    def of(cls, row: ArtifactRow) -> ArtifactView:
+        """The view of an ORM row (with its relationships loaded)."""
+        ds = row.dataset
+        return cls(
+            pk=row.id,
+            artifact_id=row.artifact_id,
+            dataset=DatasetKey(ds.project, ds.domain, ds.name, ds.version),
+            dataset_uuid=ds.uuid,
+            metadata=row.metadata_json,
+            source_execution=row.source_execution,
+            created_at=row.created_at,
+            data=[DataView(d.name, d.inline_value, d.location) for d in row.data],
+            partitions=[(p.key, p.value) for p in row.partitions],
+            tags=[t.name for t in row.tags],
+        )
+
+
+def _build_lookup_statements() -> dict[str, Any]:
+    # Built once: statement construction costs more than executing these tiny queries, and
+    # SQLAlchemy's compiled cache then makes each execution a cache hit.
+    a, d, t = ArtifactRow.__table__, DatasetRow.__table__, TagRow.__table__
+    columns = (
+        a.c.id,
+        a.c.artifact_id,
+        a.c.metadata,
+        a.c.source_execution,
+        a.c.created_at,
+        d.c.uuid,
+    )
+    by_key = (
+        d.c.project == sa.bindparam("project"),
+        d.c.domain == sa.bindparam("domain"),
+        d.c.name == sa.bindparam("name"),
+        d.c.version == sa.bindparam("version"),
+    )
+    by_tag = (
+        sa.select(*columns)
+        .select_from(d.join(t, t.c.dataset_id == d.c.id).join(a, a.c.id == t.c.artifact_pk))
+        .where(*by_key, t.c.name == sa.bindparam("handle"))
+    )
+    by_id = (
+        sa.select(*columns)
+        .select_from(d.join(a, a.c.dataset_id == d.c.id))
+        .where(*by_key, a.c.artifact_id == sa.bindparam("handle"))
+    )
+    dv, p = ArtifactDataRow.__table__, PartitionRow.__table__
+    pk: sa.BindParameter[int] = sa.bindparam("pk", type_=sa.Integer)
+    # Data, partitions and tags of one artifact in a single round trip:
+    # (kind, position, name, inline bytes, text) rows, sorted in Python.
+    parts = sa.union_all(
+        sa.select(
+            sa.literal(0, sa.Integer).label("kind"),
+            dv.c.position.label("position"),
+            dv.c.name.label("name"),
+            dv.c.inline_value.label("blob"),
+            dv.c.location.label("text"),
+        ).where(dv.c.artifact_pk == pk),
+        sa.select(
+            sa.literal(1, sa.Integer),
+            sa.literal(0, sa.Integer),
+            p.c.key,
+            sa.cast(sa.null(), sa.LargeBinary),
+            p.c.value,
+        ).where(p.c.artifact_pk == pk),
+        sa.select(
+            sa.literal(2, sa.Integer),
+            sa.literal(0, sa.Integer),
+            t.c.name,
+            sa.cast(sa.null(), sa.LargeBinary),
+            sa.cast(sa.null(), sa.Text),
+        ).where(t.c.artifact_pk == pk),
+    )
+    return {"by_tag": by_tag, "by_id": by_id, "parts": parts}
+
+
+_LOOKUP = _build_lookup_statements()
+
+
+@dataclass(frozen=True)
 class EvictionResult:
     """What a deletion removed.
 
@@ -59,13 +166,21 @@ class CatalogRepository:
 
     Args:
         session: A session inside an open transaction.
+        connection: The connection of that transaction, when the caller has it at hand (the
+            plain-query paths then skip the session's machinery).
         after_commit: Where :meth:`after_commit` callbacks are collected; the transaction
             owner runs them once the transaction committed.
     """
 
-    def __init__(self, session: Session, after_commit: list[Callable[[], None]]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        after_commit: list[Callable[[], None]],
+        connection: sa.Connection | None = None,
+    ) -> None:
         self._s = session
         self._after_commit = after_commit
+        self._conn = connection
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the transaction commits (never if it rolls back).
@@ -156,33 +271,52 @@ class CatalogRepository:
         )
         return self._s.execute(stmt).scalar_one_or_none()
 
-    def find_artifact_by_dataset_key(
+    def lookup_artifact(
         self, key: DatasetKey, *, artifact_id: str | None = None, tag_name: str | None = None
-    ) -> tuple[DatasetRow | None, ArtifactRow | None]:
-        """Dataset and artifact (by id or tag) in one query: the cache lookup's hot path.
+    ) -> ArtifactView | None:
+        """The artifact with this id or tag in the dataset, read without the ORM.
+
+        This is the cache lookup's hot path: two indexed queries on one connection.
 
         Returns:
-            ``(dataset, artifact)``; ``(None, None)`` when the dataset does not exist and
-            ``(dataset, None)`` when it exists but the artifact does not.
+            The artifact, or ``None`` when the dataset or the artifact does not exist.
         """
-        stmt = sa.select(ArtifactRow).join(DatasetRow, DatasetRow.id == ArtifactRow.dataset_id)
-        if tag_name is not None:
-            stmt = stmt.join(TagRow, TagRow.artifact_pk == ArtifactRow.id).where(
-                TagRow.dataset_id == DatasetRow.id, TagRow.name == tag_name
-            )
-        else:
-            stmt = stmt.where(ArtifactRow.artifact_id == artifact_id)
-        stmt = stmt.where(
-            DatasetRow.project == key.project,
-            DatasetRow.domain == key.domain,
-            DatasetRow.name == key.name,
-            DatasetRow.version == key.version,
+        conn = self._conn if self._conn is not None else self._s.connection()
+        params = {
+            "project": key.project,
+            "domain": key.domain,
+            "name": key.name,
+            "version": key.version,
+            "handle": tag_name if tag_name is not None else artifact_id,
+        }
+        stmt = _LOOKUP["by_tag"] if tag_name is not None else _LOOKUP["by_id"]
+        head = conn.execute(stmt, params).first()
+        if head is None:
+            return None
+        data: list[DataView] = []
+        partitions: list[tuple[str, str]] = []
+        tags: list[str] = []
+        rows = conn.execute(_LOOKUP["parts"], {"pk": head.id}).all()
+        for row in sorted(rows, key=lambda r: (r.kind, r.position, r.name)):
+            if row.kind == 0:
+                data.append(DataView(row.name, row.blob, row.text))
+            elif row.kind == 1:
+                partitions.append((row.name, row.text))
+            else:
+                tags.append(row.name)
+        created = head.created_at
+        return ArtifactView(
+            pk=head.id,
+            artifact_id=head.artifact_id,
+            dataset=key,
+            dataset_uuid=head.uuid,
+            metadata=head.metadata,
+            source_execution=head.source_execution,
+            created_at=created if created.tzinfo else created.replace(tzinfo=dt.UTC),
+            data=data,
+            partitions=partitions,
+            tags=tags,
         )
-        artifact = self._s.execute(stmt).scalar_one_or_none()
-        if artifact is not None:
-            return artifact.dataset, artifact
-        # A miss: tell "no such dataset" from "no such artifact" with a second query.
-        return self.get_dataset(key), None
 
     def add_artifact(self, row: ArtifactRow) -> ArtifactRow:
         """Insert an artifact with its data, partitions and tags (flushes)."""
@@ -459,4 +593,4 @@ def _page(
     return stmt.order_by(*order).limit(limit)
 
 
-__all__ = ["CatalogRepository", "DatasetKey", "EvictionResult"]
+__all__ = ["ArtifactView", "CatalogRepository", "DataView", "DatasetKey", "EvictionResult"]

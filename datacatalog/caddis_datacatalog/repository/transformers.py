@@ -6,9 +6,8 @@ import datetime as dt
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from caddis_datacatalog.repository.models import ArtifactRow, DatasetRow, ReservationRow
-from caddis_datacatalog.repository.repo import DatasetKey
-from caddis_idl.core.v1 import identifier_pb2
+from caddis_datacatalog.repository.models import DatasetRow, ReservationRow
+from caddis_datacatalog.repository.repo import ArtifactView, DatasetKey
 from caddis_idl.datacatalog.v1 import datacatalog_pb2
 
 
@@ -50,26 +49,31 @@ def timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
 
 
 def artifact_proto(
-    row: ArtifactRow, data: list[datacatalog_pb2.ArtifactData]
+    view: ArtifactView, data: list[datacatalog_pb2.ArtifactData]
 ) -> datacatalog_pb2.Artifact:
-    """An ``Artifact`` from its row and its (already resolved) data values."""
-    dataset_id = dataset_id_proto(row.dataset)
+    """An ``Artifact`` from its stored view and its (already resolved) data values."""
+    key = view.dataset
+    dataset_id = datacatalog_pb2.DatasetID(
+        project=key.project,
+        domain=key.domain,
+        name=key.name,
+        version=key.version,
+        uuid=view.dataset_uuid,
+    )
     artifact = datacatalog_pb2.Artifact(
-        id=row.artifact_id,
+        id=view.artifact_id,
         dataset=dataset_id,
         data=data,
-        metadata=datacatalog_pb2.Metadata(key_map=row.metadata_json),
-        partitions=[datacatalog_pb2.Partition(key=p.key, value=p.value) for p in row.partitions],
+        metadata=datacatalog_pb2.Metadata(key_map=view.metadata),
+        partitions=[datacatalog_pb2.Partition(key=k, value=v) for k, v in view.partitions],
         tags=[
-            datacatalog_pb2.Tag(name=t.name, artifact_id=row.artifact_id, dataset=dataset_id)
-            for t in row.tags
+            datacatalog_pb2.Tag(name=name, artifact_id=view.artifact_id, dataset=dataset_id)
+            for name in view.tags
         ],
-        created_at=timestamp(row.created_at),
+        created_at=timestamp(view.created_at),
     )
-    if row.source_execution:
-        artifact.source_execution.CopyFrom(
-            identifier_pb2.TaskExecutionIdentifier.FromString(row.source_execution)
-        )
+    if view.source_execution:
+        artifact.source_execution.ParseFromString(view.source_execution)
     return artifact
 
 

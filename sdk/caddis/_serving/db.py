@@ -60,7 +60,9 @@ def create_engine(config: DatabaseConfig | str) -> Engine:
         url,
         pool_size=config.pool_size,
         max_overflow=config.max_overflow,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per transaction. A connection found dead is
+        # invalidated and the transaction retried instead (see is_retryable).
+        pool_recycle=1800,
         echo=config.echo,
     )
 
@@ -149,13 +151,15 @@ def is_retryable(error: BaseException, *, integrity: bool = False) -> bool:
             key won; a fresh transaction will see it).
 
     Returns:
-        True for serialization failures, deadlocks, a locked SQLite database and, when asked,
-        integrity errors.
+        True for serialization failures, deadlocks, a dropped connection, a locked SQLite
+        database and, when asked, integrity errors.
     """
     if integrity and isinstance(error, exc.IntegrityError):
         return True
-    if not isinstance(error, exc.OperationalError | exc.DBAPIError):
+    if not isinstance(error, exc.DBAPIError):
         return False
+    if error.connection_invalidated:
+        return True
     orig = getattr(error, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if sqlstate in {"40001", "40P01"}:  # serialization_failure, deadlock_detected

@@ -1,0 +1,199 @@
+"""Cache-lookup latency and throughput of the datacatalog: GetArtifact by tag on loopback.
+
+Starts ``caddis serve datacatalog`` as a subprocess (so client and server do not share a GIL)
+on SQLite and, when reachable, PostgreSQL; fills one dataset with artifacts, each tagged; then
+N client threads (one channel each) look random tags up for a fixed time.
+
+    python benchmarks/datacatalog_lookup.py --seconds 10 --threads 2 --artifacts 2000
+
+Goal: p50 < 2 ms and >= 1,000 lookups/s with 2 client threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+
+from caddis_idl.core.v1 import literals_pb2
+from caddis_idl.datacatalog.v1 import datacatalog_pb2 as dc
+from caddis_idl.datacatalog.v1 import datacatalog_service_pb2 as svc
+from caddis_idl.datacatalog.v1 import datacatalog_service_pb2_grpc
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CADDIS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+DATASET = dc.DatasetID(project="bench", domain="development", name="flyte_task-t", version="1-x")
+
+
+def start_server(db_url: str, workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    env = dict(
+        os.environ,
+        CADDIS_DATACATALOG_SERVER_PORT="0",
+        CADDIS_DATACATALOG_SERVER_METRICS_PORT="0",
+        CADDIS_DATACATALOG_SERVER_MAX_WORKERS=str(workers),
+        CADDIS_DATACATALOG_DATABASE_URL=db_url,
+        CADDIS_DATACATALOG_DATA_PREFIX=f"file://{workdir / 'blobs'}",
+        CADDIS_STORAGE_LOCAL_ROOT=str(workdir / "storage"),
+        CADDIS_LOG_LEVEL="WARNING",
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from caddis._cli.main import main; main()",
+            "serve",
+            "datacatalog",
+        ],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if "listening on" not in line:
+        proc.kill()
+        raise RuntimeError(f"datacatalog did not start: {line!r}")
+    return proc, line.rsplit(" ", 1)[1].strip()
+
+
+def fill(address: str, artifacts: int) -> list[str]:
+    tags = []
+    with grpc.insecure_channel(address) as channel:
+        stub = datacatalog_service_pb2_grpc.DataCatalogServiceStub(channel)
+        stub.CreateDataset(svc.CreateDatasetRequest(dataset=dc.Dataset(id=DATASET)))
+        for i in range(artifacts):
+            tag = f"flyte_cached-{uuid.uuid4().hex}"
+            value = literals_pb2.Literal(
+                scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(integer=i))
+            )
+            stub.CreateArtifact(
+                svc.CreateArtifactRequest(
+                    artifact=dc.Artifact(
+                        id=str(uuid.uuid4()),
+                        dataset=DATASET,
+                        data=[dc.ArtifactData(name="o0", value=value)],
+                        tags=[dc.Tag(name=tag, dataset=DATASET)],
+                    )
+                )
+            )
+            tags.append(tag)
+    return tags
+
+
+def run_clients(
+    address: str, tags: list[str], threads: int, seconds: float
+) -> tuple[list[float], int]:
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    misses = [0] * threads
+    barrier = threading.Barrier(threads)
+
+    def client(index: int) -> None:
+        rng = random.Random(index)
+        with grpc.insecure_channel(address) as channel:
+            stub = datacatalog_service_pb2_grpc.DataCatalogServiceStub(channel)
+            # Warm the connection up outside the measurement.
+            stub.GetArtifact(svc.GetArtifactRequest(dataset=DATASET, tag_name=tags[0]))
+            barrier.wait()
+            end = time.perf_counter() + seconds
+            mine = latencies[index]
+            while (start := time.perf_counter()) < end:
+                tag = rng.choice(tags) if rng.random() < 0.9 else "flyte_cached-miss"
+                try:
+                    stub.GetArtifact(svc.GetArtifactRequest(dataset=DATASET, tag_name=tag))
+                except grpc.RpcError:
+                    misses[index] += 1
+                mine.append(time.perf_counter() - start)
+
+    workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return [x for per in latencies for x in per], sum(misses)
+
+
+def postgres_database() -> tuple[str, str] | None:
+    try:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        return None
+    name = f"caddis_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        print(f"postgresql: skipped ({exc})")
+        return None
+    params = conninfo_to_dict(POSTGRES_ADMIN_URL)
+    params["dbname"] = name
+    params.pop("password", None)
+    user = params.get("user", "postgres")
+    host = params.get("host", "127.0.0.1")
+    port = params.get("port", "5432")
+    return f"postgresql+psycopg://{user}@{host}:{port}/{name}", name
+
+
+def drop_postgres(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def bench(label: str, db_url: str, args: argparse.Namespace, workdir: Path) -> None:
+    proc, address = start_server(db_url, workdir, args.workers)
+    try:
+        tags = fill(address, args.artifacts)
+        latencies, misses = run_clients(address, tags, args.threads, args.seconds)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    latencies.sort()
+    n = len(latencies)
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[int(n * 0.99) - 1] * 1000
+    rate = n / args.seconds
+    print(
+        f"| {label} | {args.threads} | {n} | {misses} | {p50:.2f} | {p99:.2f} | {rate:,.0f} |",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--artifacts", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=8, help="server thread pool")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
+    args = parser.parse_args()
+    print("| database | client threads | lookups | misses | p50 ms | p99 ms | lookups/s |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        if args.only in (None, "sqlite"):
+            bench("sqlite", f"sqlite:///{workdir / 'catalog.db'}", args, workdir)
+        if args.only in (None, "postgresql"):
+            pg = postgres_database()
+            if pg is not None:
+                try:
+                    bench("postgresql", pg[0], args, workdir)
+                finally:
+                    drop_postgres(pg[1])
+
+
+if __name__ == "__main__":
+    main()
