@@ -282,6 +282,10 @@ class ProcessPlugin:
     def _new_job(self, attempt: TaskAttempt, directory: Path, now: float) -> _Job:
         argv, env, module, warm_key = self._argv(attempt)
         directory.mkdir(parents=True, exist_ok=True)
+        if attempt.array_index is not None:
+            # The engine hands array items their inputs in memory (it does not write 10,000
+            # inputs.pb for a map); a task process reads them from the blob store.
+            self.store.write_proto(self.locate(attempt.inputs_key), attempt.inputs)
         e = attempt.execution_id
         return _Job(
             extra={"exec": f"{e.project}/{e.domain}/{e.name}"},
