@@ -122,6 +122,12 @@ def run_clients(
     return [x for per in latencies for x in per], sum(misses)
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc), to tell cost from contention."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def postgres_database() -> tuple[str, str] | None:
     try:
         import psycopg
@@ -155,7 +161,9 @@ def bench(label: str, db_url: str, args: argparse.Namespace, workdir: Path) -> N
     proc, address = start_server(db_url, workdir, args.workers)
     try:
         tags = fill(address, args.artifacts)
+        cpu_before = process_cpu_seconds(proc.pid)
         latencies, misses = run_clients(address, tags, args.threads, args.seconds)
+        server_cpu = process_cpu_seconds(proc.pid) - cpu_before
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -166,8 +174,10 @@ def bench(label: str, db_url: str, args: argparse.Namespace, workdir: Path) -> N
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(n * 0.99) - 1] * 1000
     rate = n / args.seconds
+    cpu_ms = server_cpu / n * 1000
     print(
-        f"| {label} | {args.threads} | {n} | {misses} | {p50:.2f} | {p99:.2f} | {rate:,.0f} |",
+        f"| {label} | {args.threads} | {n} | {misses} | {p50:.2f} | {p99:.2f} | {rate:,.0f} "
+        f"| {cpu_ms:.2f} |",
         flush=True,
     )
 
@@ -180,8 +190,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8, help="server thread pool")
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
     args = parser.parse_args()
-    print("| database | client threads | lookups | misses | p50 ms | p99 ms | lookups/s |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| database | client threads | lookups | misses | p50 ms | p99 ms | lookups/s "
+        "| server CPU ms/lookup |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if args.only in (None, "sqlite"):
