@@ -46,7 +46,7 @@ FAILURE_NODE_ERROR_INPUT = "err"
 
 IdKey = tuple[str, str, str, str]
 
-_ST = types_pb2.SimpleType
+_ST = types_pb2  # top-level enum values: plain ints, fast to read
 
 
 def id_key(identifier: identifier_pb2.Identifier) -> IdKey:
@@ -635,13 +635,15 @@ class _TemplateCompiler:
             if len(scc) == 1 and scc[0] not in deps.get(scc[0], []):
                 continue
             in_cycle.update(scc)
-            ordered = _cycle_order(scc, deps)
+            walk = _cycle_order(scc, deps)
+            # The walk follows dependencies; show it in data-flow order (each feeds the next).
+            ordered = [walk[0], *reversed(walk[1:])]
             path = " -> ".join([*ordered, ordered[0]])
             self._add(
                 ErrorCode.CYCLE,
                 ordered[0],
                 "",
-                f"nodes form a cycle: {path} (each waits on the next one's outputs)",
+                f"nodes form a cycle: {path} (each feeds the next); break the loop",
             )
         return in_cycle
 

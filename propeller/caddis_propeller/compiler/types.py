@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from caddis_idl.core.v1 import literals_pb2, types_pb2
 
-_ST = types_pb2.SimpleType
+_ST = types_pb2  # top-level enum values: plain ints, fast to read
 
 _SIMPLE_NAMES: dict[int, str] = {
     _ST.SIMPLE_TYPE_UNSPECIFIED: "unspecified",

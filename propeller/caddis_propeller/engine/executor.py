@@ -78,12 +78,11 @@ from caddis_propeller.engine.values import (
     resolve_attr_path,
 )
 
-_WP = execution_pb2.WorkflowExecutionPhase
-_NP = execution_pb2.NodeExecutionPhase
-_TP = execution_pb2.TaskExecutionPhase
-_CS = execution_pb2.CatalogCacheStatus
-_USER = execution_pb2.ErrorKind.ERROR_KIND_USER
-_SYSTEM = execution_pb2.ErrorKind.ERROR_KIND_SYSTEM
+# Top-level enum values are plain module ints; going through the enum wrapper classes costs
+# a slow __getattr__ per access on the hot path.
+_WP = _NP = _TP = _CS = execution_pb2
+_USER = execution_pb2.ERROR_KIND_USER
+_SYSTEM = execution_pb2.ERROR_KIND_SYSTEM
 _BOOL = types_pb2.LiteralType(simple=types_pb2.SimpleType.SIMPLE_TYPE_BOOLEAN)
 
 _NODE_EVENT_PHASE = {
@@ -410,6 +409,8 @@ class Engine:
                 self._wf_phase(ctx, _WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED)
             elif root.phase == GraphPhase.FAILED:
                 state.error = root.error
+                if state.phase != _WP.WORKFLOW_EXECUTION_PHASE_FAILING:
+                    self._wf_phase(ctx, _WP.WORKFLOW_EXECUTION_PHASE_FAILING)
                 self._wf_phase(ctx, _WP.WORKFLOW_EXECUTION_PHASE_FAILED, root.error)
             elif (
                 root.phase == GraphPhase.FAILING
@@ -1100,6 +1101,16 @@ class Engine:
             return True  # catalog down: run uncached rather than wait forever
         if got:
             ns.flags |= FLAG_RESERVED
+            # The previous holder may have populated the cache meanwhile: check once more.
+            if ns.cache_status == _CS.CATALOG_CACHE_STATUS_MISS:
+                hit, status = self._lookup(key)
+                if hit is not None:
+                    self._release_slot(ctx, ns)
+                    self._release_reservation(ctx, np_, ns, path)
+                    ns.cache_status = status
+                    self._data.put(f"{ctx.dp}/{path}/0/outputs.pb", hit)
+                    self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
+                    return False
             return True
         # Another execution computes the same outputs: wait for them to land in the cache.
         hit, status = self._lookup(key)
@@ -1701,13 +1712,14 @@ class Engine:
             a.next_index += 1
             budget -= 1
             inputs = self._item_inputs(art, i)
-            ipath = f"{path}/0/{i}"
-            data_put(f"{dp}/{ipath}/inputs.pb", inputs)
+            # Item inputs are handed to the runner in the attempt and not written to the
+            # DataStore (10,000 extra objects/blobs per map); a runner whose task processes
+            # read inputs.pb writes ``attempt.inputs`` to ``attempt.inputs_key`` itself.
             if cache_on and not ctx.state.options.overwrite_cache:
                 hit, status = self._lookup(self._ck(sub, inputs))
                 a.cache[i] = status
                 if hit is not None:
-                    data_put(f"{dp}/{ipath}/0/outputs.pb", hit)
+                    data_put(f"{dp}/{path}/0/{i}/0/outputs.pb", hit)
                     art.outputs[i] = hit
                     a.phases[i] = ItemPhase.SUCCEEDED
                     a.n_succeeded += 1
@@ -1755,6 +1767,18 @@ class Engine:
     ) -> None:
         i = att.array_index
         assert i is not None
+        if type(st) is Succeeded and st.outputs is not None and a.phases[i] != ItemPhase.RUNNING:
+            # Fast path (synchronous local items): keep the outputs in memory and in the store.
+            fast = st.outputs
+            self._data.put(f"{att.output_prefix}/outputs.pb", fast)
+            art.outputs[i] = fast
+            a.phases[i] = ItemPhase.SUCCEEDED
+            a.n_succeeded += 1
+            if a.cache:
+                a.cache[i] = self._cache_put(ctx, sub, att.inputs, fast)
+            if self._item_events:
+                self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_SUCCEEDED)
+            return
         was_running = a.phases[i] == ItemPhase.RUNNING
         if isinstance(st, Running):
             if not was_running:
@@ -1769,8 +1793,8 @@ class Engine:
             a.n_running -= 1
             a.handles.pop(i, None)
         if isinstance(st, Succeeded):
-            outputs = st.outputs
             okey = f"{att.output_prefix}/outputs.pb"
+            outputs: literals_pb2.LiteralMap | None = st.outputs
             if outputs is None:
                 outputs = self._data.get(okey, literals_pb2.LiteralMap)
             else:

@@ -44,7 +44,9 @@ class TaskAttempt:
         node_id: The node's id in its graph.
         attempt: 0-based retry attempt.
         task: The task template to run.
-        inputs: The resolved inputs (already written to ``inputs_key``).
+        inputs: The resolved inputs (already written to ``inputs_key``, except for array
+            items: the engine does not write one inputs.pb per item; a runner whose task
+            processes read inputs from storage writes ``inputs`` there itself).
         inputs_key: DataStore key of ``inputs.pb``.
         output_prefix: DataStore key prefix for this attempt: a process writes
             ``{output_prefix}/outputs.pb``, ``futures.pb`` or ``error.pb`` there.

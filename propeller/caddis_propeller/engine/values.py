@@ -183,6 +183,8 @@ def evaluate_condition(
         c2 = expr.comparison
         a = _operand(c2.left_value, inputs)
         b = _operand(c2.right_value, inputs)
+        if (a is None or b is None) and c2.operator not in (_CMP.OPERATOR_EQ, _CMP.OPERATOR_NEQ):
+            return False  # None is not ordered: an ordering test on it is simply not true
         try:
             if c2.operator == _CMP.OPERATOR_EQ:
                 return bool(a == b)

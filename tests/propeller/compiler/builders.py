@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from google.protobuf import duration_pb2
+
 from caddis_idl.core.v1 import (
     condition_pb2,
     identifier_pb2,
@@ -14,8 +16,6 @@ from caddis_idl.core.v1 import (
     types_pb2,
     workflow_pb2,
 )
-from google.protobuf import duration_pb2
-
 from caddis_propeller.compiler import list_of, optional, simple
 
 ST = types_pb2.SimpleType
@@ -339,7 +339,9 @@ def workflow(
     wf.metadata.on_failure = (
         workflow_pb2.WorkflowMetadata.OnFailurePolicy.ON_FAILURE_POLICY_FAIL_IMMEDIATELY
         if fail_immediately
-        else workflow_pb2.WorkflowMetadata.OnFailurePolicy.ON_FAILURE_POLICY_FAIL_AFTER_EXECUTABLE_NODES_COMPLETE
+        else workflow_pb2.WorkflowMetadata.OnFailurePolicy.Value(
+            "ON_FAILURE_POLICY_FAIL_AFTER_EXECUTABLE_NODES_COMPLETE"
+        )
     )
     if failure_node is not None:
         wf.failure_node.CopyFrom(failure_node)

@@ -6,8 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from caddis_idl.core.v1 import dynamic_job_pb2, execution_pb2, literals_pb2
-
+from caddis_idl.core.v1 import dynamic_job_pb2, execution_pb2, identifier_pb2, literals_pb2
 from caddis_propeller.compiler import compile_workflow
 from caddis_propeller.engine import (
     CollectingEventSink,
@@ -26,7 +25,6 @@ from caddis_propeller.engine import (
     TaskStatus,
     make_error,
 )
-from caddis_idl.core.v1 import identifier_pb2
 from tests.propeller.compiler.builders import lit, pymap
 
 USER = execution_pb2.ErrorKind.ERROR_KIND_USER
@@ -141,7 +139,9 @@ class Env:
         eid = identifier_pb2.WorkflowExecutionIdentifier(project="p", domain="d", name=name)
         lm = literals_pb2.LiteralMap(literals={k: lit(v) for k, v in (inputs or {}).items()})
         state = self.engine.start(plan, lm, execution_id=eid, options=options)
-        self.engine.run(plan, state, wait=self.clock.advance, recovery=recovery, max_rounds=max_rounds)
+        self.engine.run(
+            plan, state, wait=self.clock.advance, recovery=recovery, max_rounds=max_rounds
+        )
         return state, plan
 
     def outputs(self, state: ExecutionState) -> dict[str, Any] | None:
@@ -169,4 +169,6 @@ def make_env(
 def phases(env: Env, node_path: str) -> list[int]:
     from caddis_propeller.engine import NodeEvent
 
-    return [e.phase for e in env.sink.events if isinstance(e, NodeEvent) and e.node_path == node_path]
+    return [
+        e.phase for e in env.sink.events if isinstance(e, NodeEvent) and e.node_path == node_path
+    ]
