@@ -9,6 +9,7 @@ process) never collide on metric names. Services register their own series on
 from __future__ import annotations
 
 import threading
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -60,6 +61,21 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # labels() costs a lock and a tuple hash per call; children per label set are cached.
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def record(self, service: str, method: str, code: str, seconds: float) -> None:
+        """Count one finished RPC and observe its latency."""
+        key = (service, method, code)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(service, method, code),
+                self.latency.labels(service, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class MetricsHttpServer:

@@ -126,9 +126,8 @@ class _Outcome:
             code = _context_code(context)
             if code is not None:
                 self.code = code.name
-        self._metrics.requests.labels(self._service, self._method, self.code).inc()
-        self._metrics.latency.labels(self._service, self._method).observe(
-            time.perf_counter() - self._start
+        self._metrics.record(
+            self._service, self._method, self.code, time.perf_counter() - self._start
         )
 
 
