@@ -76,7 +76,15 @@ def local_cache() -> Any:
 class _Prepared:
     """What running one entity needs, computed once per entity object."""
 
-    __slots__ = ("entity", "has_cache", "plan", "resolver", "workflow")
+    __slots__ = (
+        "entity",
+        "has_cache",
+        "outputs_are_opaque",
+        "outputs_may_hold_blobs",
+        "plan",
+        "resolver",
+        "workflow",
+    )
 
     def __init__(self, entity: Any, workflow: Any, plan: Any, resolver: Any, has_cache: bool):
         self.entity = entity
@@ -84,6 +92,9 @@ class _Prepared:
         self.plan = plan
         self.resolver = resolver
         self.has_cache = has_cache
+        out_types = workflow.python_interface.output_literal_types.values()
+        self.outputs_may_hold_blobs = any(_may_hold_blobs(t) for t in out_types)
+        self.outputs_are_opaque = any(_opaque(t) for t in out_types)
 
 
 _PREPARED: dict[int, _Prepared] = {}
@@ -114,6 +125,36 @@ def _wrap(entity: Any) -> Any:
     wf.nodes = state.nodes
     wf.output_bindings = trace_outputs(owner, result, iface)
     return wf
+
+
+def _may_hold_blobs(lt: Any) -> bool:
+    """Whether values of this LiteralType can reference files (so the run dir must stay)."""
+    kind = lt.WhichOneof("type")
+    if kind in ("blob", "structured_dataset_type"):
+        return True
+    if kind == "collection_type":
+        return _may_hold_blobs(lt.collection_type)
+    if kind == "map_value_type":
+        return _may_hold_blobs(lt.map_value_type)
+    if kind == "union_type":
+        return any(_may_hold_blobs(v) for v in lt.union_type.variants)
+    return _opaque(lt)
+
+
+def _opaque(lt: Any) -> bool:
+    """Struct/binary values (dataclasses) may hold file references we cannot see into."""
+    from caddis_idl.core.v1 import types_pb2
+
+    kind = lt.WhichOneof("type")
+    if kind == "simple":
+        return lt.simple in (types_pb2.SIMPLE_TYPE_STRUCT, types_pb2.SIMPLE_TYPE_BINARY)
+    if kind == "collection_type":
+        return _opaque(lt.collection_type)
+    if kind == "map_value_type":
+        return _opaque(lt.map_value_type)
+    if kind == "union_type":
+        return any(_opaque(v) for v in lt.union_type.variants)
+    return False
 
 
 def _uses_cache(closure: Any) -> bool:
@@ -265,21 +306,30 @@ def _run(workflow: Any, inputs: Any, *, raise_errors: bool = True, prepared: Any
     cache = local_cache() if prep.has_cache else None
     if cache is not None:
         cache.set_run_prefixes((run_dir.raw_uri,))
+    from caddis.core.gate import LocalGates
+
+    # Gates: sleeps skip ahead when nothing runs; signals come from local_signals().
+    gates = LocalGates(prep.workflow.name, busy=lambda: bool(runner._threads))
     engine = Engine(
         runner,
         MemoryDataStore(),
         catalog=cache,
         launch_plans=_InlineLaunchPlans(prep.resolver),
         binary_attr=_binary_attr,
+        clock=gates,
+        signals=gates,
     )
     exec_id = identifier_pb2.WorkflowExecutionIdentifier(
         project="local", domain="development", name=name
     )
     outputs = None
+    from caddis.core._transformers._context import data_context
+
     try:
-        with serialization_settings(_settings()):
+        # Installed once for the whole run (not per attempt): the hot path stays lean.
+        with serialization_settings(_settings()), data_context(data_ctx):
             state = engine.start(prep.plan, inputs, execution_id=exec_id, data_prefix=name)
-            engine.run(prep.plan, state, wait=_sleep)
+            engine.run(prep.plan, state, wait=lambda s: gates.wait(s, _sleep))
         outputs = engine.outputs(state)
         if outputs is None and raise_errors:
             raise _error_for(prep, state, runner)
@@ -288,7 +338,10 @@ def _run(workflow: Any, inputs: Any, *, raise_errors: bool = True, prepared: Any
             cache.flush()
         from caddis._local.runner import blob_uris
 
-        kept = run_dir.cleanup(blob_uris(outputs))
+        kept = run_dir.cleanup(
+            blob_uris(outputs) if prep.outputs_may_hold_blobs else (),
+            keep_all_raw=prep.outputs_are_opaque and outputs is not None,
+        )
         if kept and run_dir.decks_written:
             import logging
 

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import datetime
 import os
 import shutil
 import sys
@@ -113,8 +115,11 @@ class RunDirectory:
         """A path under the root (not created)."""
         return os.path.join(self.root, *parts)
 
-    def cleanup(self, keep_uris: Sequence[str] = ()) -> str | None:
+    def cleanup(self, keep_uris: Sequence[str] = (), keep_all_raw: bool = False) -> str | None:
         """Remove the run's directory except what ``keep_uris`` (and decks) reference.
+
+        ``keep_all_raw`` keeps every upload (outputs whose values we cannot look into, such
+        as dataclasses, may reference any of them).
 
         Returns:
             The root when something was kept, else None.
@@ -130,6 +135,8 @@ class RunDirectory:
                 keep.add(path[len(raw_prefix) :].split(os.sep, 1)[0])
         for name in ("local", "work", "ckpt"):
             shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+        if keep_all_raw and os.path.isdir(self.raw) and os.listdir(self.raw):
+            keep.update(os.listdir(self.raw))
         if os.path.isdir(self.raw):
             for entry in os.listdir(self.raw):
                 if entry not in keep:
@@ -298,36 +305,40 @@ class InProcessTaskRunner:
         self.execution_name = execution_name
         self.data_context = data_context
         self._threads: dict[str, _ThreadedAttempt] = {}
+        self._tasks: dict[int, tuple[tasks_pb2.TaskTemplate, Any, bool]] = {}
+        self.execution_date = datetime.datetime.now(datetime.UTC)
         #: (node path, task name, exception) of failed attempts, for error messages.
         self.failures: list[tuple[str, str, BaseException | None]] = []
         self.attempts = 0
 
     # ------------------------------------------------------------------ contexts
-    def _context(self, attempt: TaskAttempt, task: Any) -> AttemptContext:
-        safe_path = attempt.node_path.replace("/", os.sep)
-        ckpt_root = self.run_dir.path("ckpt", safe_path)
+    def _context(self, attempt: TaskAttempt, generates_deck: bool) -> AttemptContext:
+        # Plain string concatenation: this runs once per task attempt on the hot path.
+        sub = attempt.node_path if os.sep == "/" else attempt.node_path.replace("/", os.sep)
+        n = attempt.attempt
+        root = self.run_dir.root
+        ckpt_root = f"{root}/ckpt/{sub}"
         prev = None
         # Resume from the latest earlier attempt that saved something (not only the last one).
-        for a in range(attempt.attempt - 1, -1, -1):
-            candidate = os.path.join(ckpt_root, str(a))
+        for a in range(n - 1, -1, -1):
+            candidate = f"{ckpt_root}/{a}"
             if os.path.isdir(candidate):
                 prev = candidate
                 break
-        enable_deck = bool(attempt.task.metadata.generates_deck) or None
         deck_dir = None
-        if enable_deck:
-            deck_dir = self.run_dir.path("decks", safe_path, str(attempt.attempt))
+        if generates_deck:
+            deck_dir = f"{root}/decks/{sub}/{n}"
             self.run_dir.decks_written = True
         return AttemptContext(
             execution_id=self.execution_name,
-            task_id=attempt.task.id.name,
-            attempt=attempt.attempt,
+            task_id="",
+            attempt=n,
             raw_output_prefix=self.run_dir.raw_uri,
-            working_directory=self.run_dir.path("work", safe_path, str(attempt.attempt)),
-            checkpoint=SyncCheckpoint(os.path.join(ckpt_root, str(attempt.attempt)), prev),
+            working_directory=f"{root}/work/{sub}/{n}",
+            checkpoint=SyncCheckpoint(f"{ckpt_root}/{n}", prev),
             output_prefix=deck_dir,
-            enable_deck=enable_deck,
-            data_context=self.data_context,
+            enable_deck=True if generates_deck else None,
+            execution_date=self.execution_date,
         )
 
     def _status(self, attempt: TaskAttempt, result: TaskResult) -> TaskStatus:
@@ -340,8 +351,13 @@ class InProcessTaskRunner:
 
     def _run(self, attempt: TaskAttempt) -> TaskResult:
         self.attempts += 1
+        template = attempt.task
+        cached = self._tasks.get(id(template))
+        if cached is not None and cached[0] is template:
+            task, generates_deck = cached[1], cached[2]
+            return execute_task(task, attempt.inputs, self._context(attempt, generates_deck))
         try:
-            task = self.resolver.resolve(attempt.task)
+            task = self.resolver.resolve(template)
         except Exception as exc:
             from caddis.runtime._execute import error_document
 
@@ -352,7 +368,10 @@ class InProcessTaskRunner:
                 exception=exc,
             )
             return r
-        return execute_task(task, attempt.inputs, self._context(attempt, task))
+        generates_deck = bool(template.metadata.generates_deck)
+        # Keyed by the template object (the engine's plan keeps it alive for the run).
+        self._tasks[id(template)] = (template, task, generates_deck)
+        return execute_task(task, attempt.inputs, self._context(attempt, generates_deck))
 
     # ------------------------------------------------------------------ TaskRunner
     def start(self, attempt: TaskAttempt) -> TaskStatus:
@@ -368,7 +387,10 @@ class InProcessTaskRunner:
             finally:
                 holder.done.set()
 
-        t = threading.Thread(target=target, name=f"caddis-{key}", daemon=True)
+        # The thread runs in a copy of this context: the run's data context and serialization
+        # settings (installed once per run, not per attempt) must be visible there too.
+        ctx = contextvars.copy_context()
+        t = threading.Thread(target=ctx.run, args=(target,), name=f"caddis-{key}", daemon=True)
         holder.thread = t
         self._threads[key] = holder
         t.start()

@@ -13,6 +13,7 @@ or checkpoint, and one pass of the type engine's precompiled codecs per variable
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import time
 import traceback
@@ -93,6 +94,7 @@ class AttemptContext:
         data_context: A type-engine DataContext to install while converting values (None:
             the one already in effect).
         worker: Name of the worker for error documents.
+        execution_date: When the execution started (``current_context().execution_date``).
     """
 
     execution_id: str = "local"
@@ -106,6 +108,7 @@ class AttemptContext:
     environment: dict[str, str] = field(default_factory=dict)
     data_context: Any = None
     worker: str = ""
+    execution_date: datetime.datetime | None = None
 
 
 @dataclass(slots=True)
@@ -203,6 +206,7 @@ class _Plan:
 
     __slots__ = (
         "compile_futures",
+        "decks",
         "defaults",
         "in_types",
         "name",
@@ -222,6 +226,10 @@ class _Plan:
         self.defaults: dict[str, Any] = dict(iface.defaults)
         self.compile_futures: Callable[..., Any] | None = getattr(task, "compile_futures", None)
         self.run: Callable[..., Any] = task.execute
+        meta = getattr(task, "metadata", None)
+        self.decks: bool = bool(
+            getattr(meta, "generates_deck", False) or getattr(task, "enable_deck", False)
+        )
 
 
 _PLANS: dict[int, tuple[Any, _Plan]] = {}
@@ -236,9 +244,13 @@ def _plan_of(task: Any) -> _Plan:
     return plan
 
 
+_TE: list[Any] = []
+
+
 def _engine() -> Any:
     from caddis.core.type_engine import TypeEngine
 
+    _TE.append(TypeEngine)
     return TypeEngine
 
 
@@ -278,9 +290,12 @@ def execute_task(
         or os.path.join(_scratch_root(), f"{os.getpid()}-{_next_id()}"),
         raw_output_prefix=ctx.raw_output_prefix,
         checkpoint=ctx.checkpoint,
+        # Passed rather than defaulted: getLogger takes a lock and now() a syscall per task.
+        logging=_USER_LOGGER,
+        execution_date=ctx.execution_date or _EPOCH,
         attempt_number=ctx.attempt,
+        decks=[],
         environment=ctx.environment,
-        execution_date=_EPOCH,
     )
     token = _EXECUTION.set(params)
     try:
@@ -295,6 +310,7 @@ def execute_task(
 
 
 _EPOCH = datetime.datetime.fromtimestamp(0, datetime.UTC)
+_USER_LOGGER = logging.getLogger("caddis.user")
 _counter = [0]
 
 
@@ -323,25 +339,14 @@ def _run(
     params: ExecutionParameters,
     result: TaskResult,
 ) -> None:
-    engine = _engine()
+    engine = _TE[0] if _TE else _engine()
     t0 = _perf()
     # 1. Inputs: literals -> Python values. A failure here is the platform's (or a type
     # mismatch the compiler should have caught): SYSTEM, recoverable.
     try:
-        kwargs = {}
-        in_types = plan.in_types
-        to_py = engine.to_python_value
-        for name, lit in inputs.literals.items():
-            try:
-                tp = in_types[name]
-            except KeyError:
-                raise TypeError(
-                    f"received input '{name}', which {plan.name} does not declare "
-                    f"(inputs: {', '.join(in_types) or 'none'})"
-                ) from None
-            kwargs[name] = to_py(lit, tp, name=name)
-        if len(kwargs) < len(in_types):
-            for name in in_types:
+        kwargs = engine.literal_map_to_kwargs(inputs, plan.in_types)
+        if len(kwargs) < len(plan.in_types):
+            for name in plan.in_types:
                 if name not in kwargs:
                     if name in plan.defaults:
                         kwargs[name] = plan.defaults[name]
@@ -390,7 +395,6 @@ def _run(
 
     # 3. Outputs: Python values -> literals (uploads of files and dataframes happen here).
     try:
-        outputs = literals_pb2.LiteralMap()
         names = plan.out_names
         if names:
             if not plan.out_tuple:
@@ -403,19 +407,17 @@ def _run(
                         f"but returned {got} value(s)"
                     )
                 values = dict(zip(names, returned, strict=True))
-            to_lit = engine.to_literal
-            out_types = plan.out_types
-            lits = outputs.literals
-            for name, value in values.items():
-                try:
-                    lit = to_lit(value, out_types[name], name=name)
-                except Exception as exc:
-                    raise _UserOutputError(f"{plan.name}: output '{name}': {exc}") from exc
-                lits[name].CopyFrom(lit)
-        elif returned is not None and not _is_none_like(returned):
-            raise _UserOutputError(
-                f"{plan.name} declares no outputs but returned {type(returned).__name__}"
-            )
+            try:
+                # The type engine's fast path writes primitives straight into the map.
+                outputs = engine.dict_to_literal_map(values, plan.out_types)
+            except (TypeError, ValueError) as exc:  # incl. TypeTransformerFailedError
+                raise _UserOutputError(f"{plan.name}: {exc}") from exc
+        else:
+            if returned is not None and not _is_none_like(returned):
+                raise _UserOutputError(
+                    f"{plan.name} declares no outputs but returned {type(returned).__name__}"
+                )
+            outputs = literals_pb2.LiteralMap()
     except _UserOutputError as exc:
         # A wrong return value is the user's mistake: fail without retrying.
         result.output_seconds = _perf() - t2
@@ -437,7 +439,8 @@ def _run(
         return
     result.outputs = outputs
     result.output_seconds = _perf() - t2
-    _finish_decks(task, plan, ctx, params, result, kwargs, values if names else {})
+    if params.decks or plan.decks or ctx.enable_deck:
+        _finish_decks(task, plan, ctx, params, result, kwargs, values if names else {})
 
 
 class _UserOutputError(Exception):
@@ -449,11 +452,10 @@ def _is_none_like(value: Any) -> bool:
     return type(value).__name__ == "VoidPromise"
 
 
-def _decks_enabled(task: Any, ctx: AttemptContext) -> bool:
+def _decks_enabled(plan: _Plan, ctx: AttemptContext) -> bool:
     if ctx.enable_deck is not None:
         return ctx.enable_deck
-    meta = getattr(task, "metadata", None)
-    return bool(getattr(meta, "generates_deck", False) or getattr(task, "enable_deck", False))
+    return plan.decks
 
 
 def _finish_decks(
@@ -465,12 +467,12 @@ def _finish_decks(
     inputs: dict[str, Any],
     outputs: dict[str, Any] | None,
 ) -> None:
-    if not params.decks and not _decks_enabled(task, ctx):
+    if not params.decks and not _decks_enabled(plan, ctx):
         return
     from caddis.runtime.deck import Deck, render_deck_page, summary_table
 
     decks = list(params.decks)
-    if _decks_enabled(task, ctx):
+    if _decks_enabled(plan, ctx):
         body = summary_table("Inputs", inputs)
         if outputs is not None:
             body += summary_table("Outputs", outputs)

@@ -175,3 +175,9 @@ def test_cache_cli(isolated_local_run: Path) -> None:
     assert r.exit_code == 0 and "removed 1" in r.output
     wfs.cached_square(x=2)
     assert wfs.CALLS["cached_square"] == 2
+
+
+def test_files_inside_dataclass_outputs_are_kept() -> None:
+    r = wfs.report_wf(text="inside")
+    with open(r.data) as fh:
+        assert fh.read() == "inside"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -236,3 +237,22 @@ def uses_lp(a: int) -> int:
 @workflow
 def map_retry(xs: list[int]) -> list[int]:
     return map_task(flaky, metadata=TaskMetadata(retries=5))(x=xs)
+
+
+@dataclasses.dataclass
+class Report:
+    name: str
+    data: FlyteFile
+
+
+@task
+def make_report(text: str) -> Report:
+    path = os.path.join(current_context().working_directory, "report.txt")
+    with open(path, "w") as f:
+        f.write(text)
+    return Report(name="r", data=FlyteFile(path))
+
+
+@workflow
+def report_wf(text: str) -> Report:
+    return make_report(text=text)
