@@ -13,6 +13,7 @@ deadline, so an outage costs one timeout, not one per node.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -31,6 +32,9 @@ from caddis_idl.datacatalog.v1 import (
 
 if TYPE_CHECKING:
     from caddis_propeller.engine.cache_keys import CacheKey
+
+
+_log = logging.getLogger(__name__)
 
 
 class CatalogUnavailableError(RuntimeError):
@@ -92,8 +96,12 @@ class DataCatalogClient:
 
     @staticmethod
     def _dataset(key: CacheKey) -> datacatalog_pb2.DatasetID:
+        # Tasks compiled outside registration carry no project/domain; they still cache.
         return datacatalog_pb2.DatasetID(
-            project=key.project, domain=key.domain, name=key.name, version=key.version
+            project=key.project or "_",
+            domain=key.domain or "_",
+            name=key.name,
+            version=key.version,
         )
 
     def lookup(self, key: CacheKey) -> literals_pb2.LiteralMap | None:
@@ -108,9 +116,11 @@ class DataCatalogClient:
                 self._emit("miss")
                 return None
             self._emit("lookup_failure")
+            _log.warning("datacatalog lookup of %s failed: %s", key, exc.details())
             raise
-        except CatalogUnavailableError:
+        except CatalogUnavailableError as exc:
             self._emit("lookup_failure")
+            _log.warning("datacatalog lookup of %s failed: %s", key, exc)
             raise
         outputs = literals_pb2.LiteralMap()
         for item in response.artifact.data:
@@ -122,8 +132,9 @@ class DataCatalogClient:
         """Record ``outputs`` under ``key`` (replacing the tagged artifact when ``overwrite``)."""
         try:
             self._put(key, outputs, overwrite=overwrite)
-        except Exception:
+        except Exception as exc:
             self._emit("put_failure")
+            _log.warning("datacatalog put of %s failed: %s", key, exc)
             raise
         self._emit("put")
 

@@ -129,7 +129,7 @@ class Propeller:
     launched: list[str] = field(default_factory=list)
 
     def launch(self, name: str, wf: Any, inputs: dict[str, Any], **options: Any) -> Any:
-        closure = wf.compile()
+        closure = compile_closure(wf)
         lit = to_literals(wf, inputs)
         uri = f"{self.storage.resolved_metadata_prefix()}launch/{name}/inputs.pb"
         self.running.store.write_proto(uri, lit)
@@ -159,6 +159,13 @@ class Propeller:
             f"{self.running.controller.metadata_prefix.rstrip('/')}/p/d/{name}/outputs.pb"
         )
         return self.running.store.read_proto(uri, literals_pb2.LiteralMap)
+
+
+def compile_closure(wf: Any) -> Any:
+    """The closure as admin would register it (project p, domain d)."""
+    from caddis.core.settings import SerializationSettings
+
+    return wf.compile(SerializationSettings(project="p", domain="d", version="v1"))
 
 
 def exec_id(name: str) -> identifier_pb2.WorkflowExecutionIdentifier:

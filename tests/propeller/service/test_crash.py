@@ -19,7 +19,7 @@ from caddis_idl.core.v1 import literals_pb2
 from caddis_idl.propeller.v1 import propeller_service_pb2, propeller_service_pb2_grpc
 
 from tests.propeller.service import workflows as w
-from tests.propeller.service.conftest import ROOT, WP, exec_id, int_output, to_literals
+from tests.propeller.service.conftest import ROOT, WP, compile_closure, exec_id, int_output, to_literals
 from tests.support import free_port, port_open, wait_until
 
 pytestmark = pytest.mark.slow
@@ -90,7 +90,7 @@ def _launch(stub, store_root: Path, name: str, n: int) -> None:  # type: ignore[
     uri = f"{cfg.resolved_metadata_prefix()}launch/{name}/inputs.pb"
     get_store(uri, cfg).write_proto(uri, to_literals(w.pipeline, {"n": n}))
     request = propeller_service_pb2.LaunchExecutionRequest(
-        execution_id=exec_id(name), compiled_closure=w.pipeline.compile(), inputs_uri=uri
+        execution_id=exec_id(name), compiled_closure=compile_closure(w.pipeline), inputs_uri=uri
     )
     # Launch is retried by admin until acknowledged; so do we (the server may be restarting).
     wait_until(lambda: stub.LaunchExecution(request, timeout=5), timeout=30, message="launch")
