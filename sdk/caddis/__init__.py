@@ -15,8 +15,9 @@ replacing ``flytekit`` with ``caddis``::
 
 Authoring: ``task``, ``workflow``, ``dynamic``, ``map_task``, ``conditional``,
 ``create_node``, ``Resources``, ``TaskMetadata``, ``Cache``, ``Secret``,
-``WorkflowFailurePolicy``. Launching: ``LaunchPlan``, ``CronSchedule``, ``FixedRate``,
-``Labels``, ``Annotations``. References: ``reference_task``, ``reference_workflow``,
+``WorkflowFailurePolicy``. Gates: ``sleep``, ``wait_for_input``, ``approve``.
+Launching: ``LaunchPlan``, ``CronSchedule``, ``FixedRate``, ``Labels``, ``Annotations``.
+References: ``reference_task``, ``reference_workflow``,
 ``reference_launch_plan``. Run time: ``current_context``, ``ExecutionParameters``,
 ``Deck``, ``FlyteContext``, ``FlyteContextManager``. Types: ``FlyteFile``,
 ``FlyteDirectory``, ``StructuredDataset``, ``kwtypes``.
@@ -54,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "TaskMetadata": "caddis.core.metadata",
     "TaskPlugins": "caddis.core.task",
     "WorkflowFailurePolicy": "caddis.core.workflow",
+    "approve": "caddis.core.gate",
     "conditional": "caddis.core.condition",
     "create_node": "caddis.core.node",
     "current_context": "caddis.core.context",
@@ -63,7 +65,9 @@ _EXPORTS: dict[str, str] = {
     "reference_launch_plan": "caddis.core.reference",
     "reference_task": "caddis.core.reference",
     "reference_workflow": "caddis.core.reference",
+    "sleep": "caddis.core.gate",
     "task": "caddis.core.task",
+    "wait_for_input": "caddis.core.gate",
     "workflow": "caddis.core.workflow",
 }
 
@@ -88,6 +92,7 @@ __all__ = [
     "TaskMetadata",
     "TaskPlugins",
     "WorkflowFailurePolicy",
+    "approve",
     "conditional",
     "create_node",
     "current_context",
@@ -97,7 +102,9 @@ __all__ = [
     "reference_launch_plan",
     "reference_task",
     "reference_workflow",
+    "sleep",
     "task",
+    "wait_for_input",
     "workflow",
 ]
 
@@ -125,6 +132,7 @@ if TYPE_CHECKING:
     )
     from caddis.core.deck import Deck
     from caddis.core.dynamic import dynamic
+    from caddis.core.gate import approve, sleep, wait_for_input
     from caddis.core.interface import kwtypes
     from caddis.core.launch_plan import Annotations, Labels, LaunchPlan
     from caddis.core.map_task import map_task

@@ -27,6 +27,7 @@ EXPECTED = [
     "TaskMetadata",
     "TaskPlugins",
     "WorkflowFailurePolicy",
+    "approve",
     "conditional",
     "create_node",
     "current_context",
@@ -36,7 +37,9 @@ EXPECTED = [
     "reference_launch_plan",
     "reference_task",
     "reference_workflow",
+    "sleep",
     "task",
+    "wait_for_input",
     "workflow",
 ]
 
