@@ -112,12 +112,20 @@ def serve(config: PropellerConfig, *, storage: StorageConfig | None = None) -> R
         except Exception:
             return locations.raw_data_prefix(raw_root, e.project, e.domain, e.name)
 
+    def on_start(seconds: float) -> None:
+        metrics.task_start.observe(seconds)
+        metrics.node_time.labels("queued").observe(seconds)
+
+    def on_sent(accepted: int, refused: int) -> None:
+        metrics.events_sent.labels("accepted").inc(accepted)
+        metrics.events_sent.labels("refused").inc(refused)
+
     plugin = ProcessPlugin(
         config.process,
         store=store,
         locate=data.uri,
         raw_prefix=raw_prefix,
-        on_start=lambda s: (metrics.task_start.observe(s), metrics.node_time.labels("queued").observe(s)),
+        on_start=on_start,
     )
 
     def on_terminal(attempt: TaskAttempt, status: TaskStatus, handle: str | None) -> None:
@@ -149,10 +157,7 @@ def serve(config: PropellerConfig, *, storage: StorageConfig | None = None) -> R
         config.admin_endpoint,
         batch_size=config.event_batch_size,
         retry_max=config.event_retry_max_s,
-        on_sent=lambda ok, refused: (
-            metrics.events_sent.labels("accepted").inc(ok),
-            metrics.events_sent.labels("refused").inc(refused),
-        ),
+        on_sent=on_sent,
     )
     controller = Controller(
         config,

@@ -177,7 +177,9 @@ class DataCatalogClient:
             self._call(
                 self._stub.AddTag,
                 datacatalog_service_pb2.AddTagRequest(
-                    tag=datacatalog_pb2.Tag(name=key.tag, artifact_id=artifact_id, dataset=dataset_id)
+                    tag=datacatalog_pb2.Tag(
+                        name=key.tag, artifact_id=artifact_id, dataset=dataset_id
+                    )
                 ),
             )
         except grpc.RpcError as exc:

@@ -19,6 +19,7 @@ Flow of one execution on one replica:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -26,8 +27,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from caddis._serving.errors import InvalidArgumentError, NotFoundError
 from caddis.storage import BlobStore, locations
@@ -553,8 +555,11 @@ class Controller:
         self.metrics.round_errors.inc()
         live.failed_rounds += 1
         _log.warning(
-            "round of %s failed (%d/%d)", live.key, live.failed_rounds,
-            self.config.max_workflow_retries, exc_info=exc,
+            "round of %s failed (%d/%d)",
+            live.key,
+            live.failed_rounds,
+            self.config.max_workflow_retries,
+            exc_info=exc,
         )
         exec_id = live.lease.execution_id
         with self._lock:
@@ -562,7 +567,9 @@ class Controller:
             self._live.pop(exec_id, None)
         if live.failed_rounds >= self.config.max_workflow_retries:
             self._fail_unloadable(
-                live.lease, live.execution_id, "SystemRoundFailure",
+                live.lease,
+                live.execution_id,
+                "SystemRoundFailure",
                 f"{live.failed_rounds} evaluation rounds failed; last: {type(exc).__name__}: {exc}",
             )
             return
@@ -606,10 +613,8 @@ class Controller:
             r.save_round(lease, write)
             r.append_events(key, rows, now)
 
-        try:
+        with contextlib.suppress(StaleLeaseError):
             self.database.run(work)
-        except StaleLeaseError:
-            pass
         self._drop(lease.execution_id, lost=False)
         if self._on_events is not None:
             self._on_events()
@@ -650,7 +655,7 @@ def _count_nodes(gs: GraphState, counts: dict[int, int]) -> None:
         _count_node(ns, counts, _NODE_EVENT_PHASE)
 
 
-def _count_node(ns: NodeState, counts: dict[int, int], mapping: dict[int, int]) -> None:
+def _count_node(ns: NodeState, counts: dict[int, int], mapping: Mapping[Any, Any]) -> None:
     phase = mapping.get(ns.phase, 0)
     if phase:
         counts[phase] = counts.get(phase, 0) + 1

@@ -23,8 +23,10 @@ class PropellerMetrics:
         r: Any = registry if registry is not None else CollectorRegistry()
         self.registry = r
         self.round_latency = Histogram(
-            "caddis_propeller_round_seconds", "Duration of one engine round incl. persist",
-            buckets=_FAST, registry=r,
+            "caddis_propeller_round_seconds",
+            "Duration of one engine round incl. persist",
+            buckets=_FAST,
+            registry=r,
         )
         self.round_errors = Counter(
             "caddis_propeller_round_errors", "Rounds that raised (system errors)", registry=r
@@ -38,36 +40,48 @@ class PropellerMetrics:
         self.node_transition = Histogram(
             "caddis_propeller_node_transition_seconds",
             "Time between consecutive phase changes of a node, by the new phase",
-            ["phase"], buckets=_FAST, registry=r,
+            ["phase"],
+            buckets=_FAST,
+            registry=r,
         )
         self.task_start = Histogram(
             "caddis_propeller_task_start_seconds",
             "Time from an attempt being queued to its process (or warm job) starting",
-            buckets=_FAST, registry=r,
+            buckets=_FAST,
+            registry=r,
         )
         self.cache = Counter(
-            "caddis_propeller_cache", "Catalog outcomes (hit, miss, put, put_failure, "
-            "lookup_failure)", ["outcome"], registry=r,
+            "caddis_propeller_cache",
+            "Catalog outcomes (hit, miss, put, put_failure, lookup_failure)",
+            ["outcome"],
+            registry=r,
         )
         self.node_time = Histogram(
             "caddis_propeller_node_time_seconds",
             "Where a task node's time goes: queued, plugin_start, user_code, output_upload, "
             "input_download",
-            ["part"], buckets=_FAST, registry=r,
+            ["part"],
+            buckets=_FAST,
+            registry=r,
         )
         self.events_sent = Counter(
-            "caddis_propeller_events", "Events delivered to admin by outcome", ["outcome"],
+            "caddis_propeller_events",
+            "Events delivered to admin by outcome",
+            ["outcome"],
             registry=r,
         )
         self.outbox = Gauge(
             "caddis_propeller_outbox_size", "Events waiting for delivery", registry=r
         )
         self.leases_lost = Counter(
-            "caddis_propeller_leases_lost", "Executions whose lease another replica took",
+            "caddis_propeller_leases_lost",
+            "Executions whose lease another replica took",
             registry=r,
         )
         self.streak = Histogram(
-            "caddis_propeller_streak_length", "Rounds per pick", buckets=(1, 2, 4, 8, 16),
+            "caddis_propeller_streak_length",
+            "Rounds per pick",
+            buckets=(1, 2, 4, 8, 16),
             registry=r,
         )
 

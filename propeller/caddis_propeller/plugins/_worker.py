@@ -123,9 +123,7 @@ def main() -> None:
             except Exception as exc:
                 status = f"error:{type(exc).__name__}: {exc}"
             report.write(
-                json.dumps(
-                    {"dir": job["dir"], "status": status, "s": time.perf_counter() - began}
-                )
+                json.dumps({"dir": job["dir"], "status": status, "s": time.perf_counter() - began})
                 + "\n"
             )
 

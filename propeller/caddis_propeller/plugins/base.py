@@ -94,7 +94,9 @@ class PluginRunner:
         """The plugin that runs ``attempt``'s task type."""
         return self._plugins.get(attempt.task.type, self._default)
 
-    def _done(self, plugin: Plugin, attempt: TaskAttempt, status: TaskStatus, handle: str | None) -> TaskStatus:
+    def _done(
+        self, plugin: Plugin, attempt: TaskAttempt, status: TaskStatus, handle: str | None
+    ) -> TaskStatus:
         if isinstance(status, Running):
             return status
         if handle is not None:
@@ -113,7 +115,9 @@ class PluginRunner:
         try:
             status = plugin.start(attempt)
         except Exception as exc:
-            _log.warning("plugin %s could not start %s", plugin.name, attempt.node_path, exc_info=True)
+            _log.warning(
+                "plugin %s could not start %s", plugin.name, attempt.node_path, exc_info=True
+            )
             return system_error("PluginStartFailed", f"{plugin.name}: {type(exc).__name__}: {exc}")
         if self.start_latency is not None:
             self.start_latency(time.perf_counter() - began)
@@ -146,7 +150,9 @@ class PluginRunner:
         try:
             status = plugin.check(attempt, handle)
         except Exception:
-            _log.warning("plugin %s could not check %s", plugin.name, attempt.node_path, exc_info=True)
+            _log.warning(
+                "plugin %s could not check %s", plugin.name, attempt.node_path, exc_info=True
+            )
             return Running(handle)
         return self._done(plugin, attempt, status, handle)
 

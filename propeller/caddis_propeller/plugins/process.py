@@ -141,7 +141,9 @@ class ProcessPlugin:
     def _prefix(self, attempt: TaskAttempt) -> str:
         return self.locate(attempt.output_prefix).rstrip("/")
 
-    def _argv(self, attempt: TaskAttempt) -> tuple[list[str], dict[str, str], str | None, str | None]:
+    def _argv(
+        self, attempt: TaskAttempt
+    ) -> tuple[list[str], dict[str, str], str | None, str | None]:
         task = attempt.task
         spec = task.process if task.HasField("process") else tasks_pb2.ProcessSpec()
         command = list(spec.command) or list(_DEFAULT_COMMAND)
@@ -176,7 +178,11 @@ class ProcessPlugin:
         bundle_key: str | None = None
         if module == "caddis.runtime":
             e = attempt.execution_id
-            if spec.HasField("code_bundle") and spec.code_bundle.uri and "--code-bundle-uri" not in args:
+            if (
+                spec.HasField("code_bundle")
+                and spec.code_bundle.uri
+                and "--code-bundle-uri" not in args
+            ):
                 args += [
                     "--code-bundle-uri",
                     spec.code_bundle.uri,
@@ -236,12 +242,11 @@ class ProcessPlugin:
         code = job.proc.returncode if job is not None and job.proc is not None else None
         detail = f" (exit code {code})" if code is not None else ""
         tail = ad.stderr_tail(directory)
-        return system_error(
-            "ProcessLost",
-            f"the task process ended without writing outputs.pb, futures.pb or error.pb"
-            f"{detail}; stderr ends with:\n{tail}" if tail else
-            f"the task process ended without writing outputs.pb, futures.pb or error.pb{detail}",
-        )
+        message = "the task process ended without writing outputs.pb, futures.pb or error.pb"
+        message += detail
+        if tail:
+            message += f"; stderr ends with:\n{tail}"
+        return system_error("ProcessLost", message)
 
     # ---------------------------------------------------------------- plugin interface
     def start(self, attempt: TaskAttempt) -> TaskStatus:
@@ -333,9 +338,16 @@ class ProcessPlugin:
                 # Adopted after a restart: it runs, so it holds slots.
                 with self._lock:
                     self._jobs[key] = _Job(
-                        key=key, dir=directory, argv=[], env={}, cwd=None,
-                        request=self._request(attempt), warm_key=None, module=None,
-                        queued_at=time.time(), state="external",
+                        key=key,
+                        dir=directory,
+                        argv=[],
+                        env={},
+                        cwd=None,
+                        request=self._request(attempt),
+                        warm_key=None,
+                        module=None,
+                        queued_at=time.time(),
+                        state="external",
                     )
                 self.slots.force(key, self._request(attempt))
             return Running(handle, phase=_RUNNING)

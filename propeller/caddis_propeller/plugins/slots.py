@@ -118,7 +118,7 @@ class Slots:
             if self._waiting and next(iter(self._waiting)) != key:
                 # Earlier waiters first; but do not block behind one that can never fit
                 # while others are running (it will get its turn when the machine drains).
-                head_key, head = next(iter(self._waiting.items()))
+                head = next(iter(self._waiting.values()))
                 if self._fits(head):
                     self._waiting.setdefault(key, req)
                     return False

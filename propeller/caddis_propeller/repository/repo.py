@@ -294,8 +294,10 @@ class Repository:
 
     def count_active(self) -> int:
         """Executions not yet terminal."""
-        stmt = sa.select(sa.func.count()).select_from(ExecutionRow).where(
-            ExecutionRow.terminal.is_(False)
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(ExecutionRow)
+            .where(ExecutionRow.terminal.is_(False))
         )
         return int(self.session.execute(stmt).scalar_one())
 
@@ -316,7 +318,7 @@ class Repository:
         if not rows:
             return 0
         dialect = self.session.get_bind().dialect.name
-        table = OutboxRow.__table__
+        table = sa.Table(OutboxRow.__tablename__, OutboxRow.metadata)
         stmt: sa.Insert
         if dialect == "postgresql":
             stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["request_id"])

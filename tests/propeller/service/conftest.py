@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -12,12 +13,12 @@ from typing import Any
 
 import grpc
 import pytest
+
 from caddis._serving.config import DatabaseConfig, ServerConfig
 from caddis.storage import StorageConfig
 from caddis_idl.admin.v1 import event_service_pb2, event_service_pb2_grpc
 from caddis_idl.core.v1 import execution_pb2, identifier_pb2, literals_pb2
 from caddis_idl.propeller.v1 import propeller_service_pb2, propeller_service_pb2_grpc
-
 from caddis_propeller.config import ProcessPluginConfig, PropellerConfig
 from caddis_propeller.server import RunningPropeller, serve
 from tests.support import wait_until
@@ -36,21 +37,23 @@ class RecordingAdmin(event_service_pb2_grpc.EventServiceServicer):
         self.duplicates = 0
         self.available = True
 
-    def CreateEvents(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def CreateEvents(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not self.available:
             context.abort(grpc.StatusCode.UNAVAILABLE, "admin is down (test)")
         results = []
-        O = event_service_pb2.EventOutcome  # noqa: N806
+        outcomes = event_service_pb2.EventOutcome
         with self.lock:
             for e in request.events:
                 if e.request_id in self.request_ids:
                     self.duplicates += 1
-                    outcome = O.EVENT_OUTCOME_DUPLICATE
+                    outcome = outcomes.EVENT_OUTCOME_DUPLICATE
                 else:
                     self.request_ids.add(e.request_id)
                     self.events.append(e)
-                    outcome = O.EVENT_OUTCOME_ACCEPTED
-                results.append(event_service_pb2.EventResult(request_id=e.request_id, outcome=outcome))
+                    outcome = outcomes.EVENT_OUTCOME_ACCEPTED
+                results.append(
+                    event_service_pb2.EventResult(request_id=e.request_id, outcome=outcome)
+                )
         return event_service_pb2.CreateEventsResponse(results=results)
 
     def workflow_phases(self, name: str) -> list[int]:
@@ -146,18 +149,22 @@ class Propeller:
             propeller_service_pb2.GetExecutionStateRequest(execution_id=exec_id(name))
         )
 
-    def wait_done(self, name: str, timeout: float = 30) -> propeller_service_pb2.GetExecutionStateResponse:
-        terminal = {WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED, WP.WORKFLOW_EXECUTION_PHASE_FAILED,
-                    WP.WORKFLOW_EXECUTION_PHASE_ABORTED}
+    def wait_done(
+        self, name: str, timeout: float = 30
+    ) -> propeller_service_pb2.GetExecutionStateResponse:
+        terminal = {
+            WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED,
+            WP.WORKFLOW_EXECUTION_PHASE_FAILED,
+            WP.WORKFLOW_EXECUTION_PHASE_ABORTED,
+        }
         return wait_until(
             lambda: (s := self.state(name)).phase in terminal and s,
-            timeout=timeout, message=f"execution {name} done",
+            timeout=timeout,
+            message=f"execution {name} done",
         )
 
     def outputs(self, name: str) -> literals_pb2.LiteralMap:
-        uri = (
-            f"{self.running.controller.metadata_prefix.rstrip('/')}/p/d/{name}/outputs.pb"
-        )
+        uri = f"{self.running.controller.metadata_prefix.rstrip('/')}/p/d/{name}/outputs.pb"
         return self.running.store.read_proto(uri, literals_pb2.LiteralMap)
 
 
@@ -194,14 +201,14 @@ def start_propeller(storage: StorageConfig) -> Iterator[Callable[[PropellerConfi
     def start(config: PropellerConfig) -> Propeller:
         running = serve(config, storage=storage)
         channel = grpc.insecure_channel(running.address)
-        p = Propeller(running, channel, propeller_service_pb2_grpc.PropellerServiceStub(channel), storage)
+        p = Propeller(
+            running, channel, propeller_service_pb2_grpc.PropellerServiceStub(channel), storage
+        )
         started.append(p)
         return p
 
     yield start
     for p in started:
         p.channel.close()
-        try:
+        with contextlib.suppress(Exception):
             p.running.stop(0)
-        except Exception:
-            pass

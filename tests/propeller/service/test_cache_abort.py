@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+
 from caddis._serving.config import DatabaseConfig, ServerConfig
 from caddis_datacatalog.config import DataCatalogConfig
 from caddis_datacatalog.server import serve as serve_datacatalog
 from caddis_idl.core.v1 import execution_pb2
 from caddis_idl.propeller.v1 import propeller_service_pb2
-
 from tests.propeller.service import workflows as w
 from tests.propeller.service.conftest import WP, exec_id, int_output
 from tests.support import free_port, wait_until
@@ -70,7 +70,9 @@ def test_cache_miss_then_hit(start_propeller, make_config, datacatalog, admin, m
     assert _runs(markers, "square") == 3
 
 
-def test_cache_serialize_runs_once(start_propeller, make_config, datacatalog, monkeypatch, markers) -> None:
+def test_cache_serialize_runs_once(
+    start_propeller, make_config, datacatalog, monkeypatch, markers
+) -> None:
     monkeypatch.setenv("CADDIS_TEST_TASK_DELAY", "0.5")
     p = start_propeller(
         make_config(datacatalog_endpoint=datacatalog.address, reservation_heartbeat_s=1.0)

@@ -14,12 +14,19 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from caddis.storage import StorageConfig
 from caddis_idl.core.v1 import literals_pb2
 from caddis_idl.propeller.v1 import propeller_service_pb2, propeller_service_pb2_grpc
-
 from tests.propeller.service import workflows as w
-from tests.propeller.service.conftest import ROOT, WP, compile_closure, exec_id, int_output, to_literals
+from tests.propeller.service.conftest import (
+    ROOT,
+    WP,
+    compile_closure,
+    exec_id,
+    int_output,
+    to_literals,
+)
 from tests.support import free_port, port_open, wait_until
 
 pytestmark = pytest.mark.slow
@@ -44,7 +51,10 @@ class PropellerProcess:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", "from caddis_propeller.server import main; main()"],
-                env=self.env, stdout=log, stderr=log, cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                cwd=ROOT,
             )
         wait_until(lambda: port_open(self.port), timeout=30, message="propeller up")
 
@@ -139,7 +149,8 @@ def test_sigkill_at_random_moments(tmp_path: Path, admin, markers: Path, sqlite_
         for name in names:
             state = wait_until(
                 lambda name=name: (s := _state(stub, name)).phase in terminal and s,
-                timeout=60, message=f"{name} done",
+                timeout=60,
+                message=f"{name} done",
             )
             assert state.phase == WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED, (name, state.error)
             n = sizes[name]
@@ -148,9 +159,11 @@ def test_sigkill_at_random_moments(tmp_path: Path, admin, markers: Path, sqlite_
         # The outbox survived the kills: admin got every execution's final event.
         for name in names:
             wait_until(
-                lambda name=name: WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED
-                in admin.servicer.workflow_phases(name),
-                timeout=20, message=f"{name} SUCCEEDED event",
+                lambda name=name: (
+                    WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED in admin.servicer.workflow_phases(name)
+                ),
+                timeout=20,
+                message=f"{name} SUCCEEDED event",
             )
     finally:
         channel.close()
@@ -175,10 +188,12 @@ def test_two_replicas_one_killed(tmp_path: Path, admin, markers: Path, db_url: s
         time.sleep(0.4)  # let both replicas get going, then one dies
         a.kill()
         for name in names:
-            state = wait_until(
-                lambda name=name: (s := _state(stub_b, name)).phase
-                == WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED and s,
-                timeout=60, message=f"{name} done on the surviving replica",
+            wait_until(
+                lambda name=name: (
+                    (s := _state(stub_b, name)).phase == WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED and s
+                ),
+                timeout=60,
+                message=f"{name} done on the surviving replica",
             )
             assert int_output(_outputs(tmp_path / "blobs", name)) == sum(4 * i for i in range(4))
         _check_markers(markers)

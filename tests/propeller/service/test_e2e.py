@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from caddis_idl.core.v1 import execution_pb2
-
 from tests.propeller.service import workflows as w
 from tests.propeller.service.conftest import WP, int_output
 from tests.support import wait_until
