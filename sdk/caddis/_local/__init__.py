@@ -171,7 +171,7 @@ def _prepare(entity: Any) -> _Prepared:
     from caddis._local.runner import EntityResolver
     from caddis.core.settings import serialization_settings
     from caddis.core.workflow import WorkflowBase
-    from caddis_propeller.engine.executor import Engine
+    from caddis_propeller.engine import Engine
 
     workflow = entity if isinstance(entity, WorkflowBase) else _wrap(entity)
     with serialization_settings(_settings()):
@@ -296,7 +296,7 @@ def _run(workflow: Any, inputs: Any, *, raise_errors: bool = True, prepared: Any
     from caddis.core._transformers._context import DataContext
     from caddis.core.settings import serialization_settings
     from caddis_idl.core.v1 import identifier_pb2
-    from caddis_propeller.engine.executor import Engine
+    from caddis_propeller.engine import Engine
 
     prep = prepared or _prepare(workflow)
     run_dir = RunDirectory()

@@ -307,6 +307,7 @@ class InProcessTaskRunner:
         self._threads: dict[str, _ThreadedAttempt] = {}
         self._tasks: dict[int, tuple[tasks_pb2.TaskTemplate, Any, bool]] = {}
         self.execution_date = datetime.datetime.now(datetime.UTC)
+        self.environment: dict[str, str] = {}
         #: (node path, task name, exception) of failed attempts, for error messages.
         self.failures: list[tuple[str, str, BaseException | None]] = []
         self.attempts = 0
@@ -329,16 +330,21 @@ class InProcessTaskRunner:
         if generates_deck:
             deck_dir = f"{root}/decks/{sub}/{n}"
             self.run_dir.decks_written = True
+        # Positional: keyword construction costs measurably per map item (field order of
+        # AttemptContext, which lives in caddis.runtime._execute).
         return AttemptContext(
-            execution_id=self.execution_name,
-            task_id="",
-            attempt=n,
-            raw_output_prefix=self.run_dir.raw_uri,
-            working_directory=f"{root}/work/{sub}/{n}",
-            checkpoint=SyncCheckpoint(f"{ckpt_root}/{n}", prev),
-            output_prefix=deck_dir,
-            enable_deck=True if generates_deck else None,
-            execution_date=self.execution_date,
+            self.execution_name,
+            "",
+            n,
+            self.run_dir.raw_uri,
+            f"{root}/work/{sub}/{n}",
+            SyncCheckpoint(f"{ckpt_root}/{n}", prev),
+            deck_dir,
+            True if generates_deck else None,
+            self.environment,
+            None,
+            "",
+            self.execution_date,
         )
 
     def _status(self, attempt: TaskAttempt, result: TaskResult) -> TaskStatus:
@@ -424,6 +430,6 @@ class InProcessTaskRunner:
         self.failures.append((attempt.node_path, attempt.task.id.name, None))
 
     def start_batch(self, attempts: Sequence[TaskAttempt]) -> list[TaskStatus]:
-        """Run array items in a tight loop."""
-        start = self.start
-        return [start(a) for a in attempts]
+        """Run array items in a tight loop (items without a timeout skip the thread logic)."""
+        start, run, status = self.start, self._run, self._status
+        return [status(a, run(a)) if a.timeout is None else start(a) for a in attempts]
