@@ -110,6 +110,8 @@ def _storage_section(opts: SandboxOptions) -> dict[str, Any]:
     }
     if opts.s3_endpoint:
         section["endpoint"] = opts.s3_endpoint
+        if opts.s3_endpoint.startswith("http://"):
+            section["secure"] = False
     if opts.s3_access_key:
         section["access_key"] = opts.s3_access_key
         section["secret_key"] = opts.s3_secret_key
@@ -293,6 +295,10 @@ def _spawn(service: str, config: Path, log_path: Path, opts: SandboxOptions) -> 
     for key in list(env):
         if key == "CADDIS_CONFIG" or key.startswith(f"CADDIS_{service.upper()}_"):
             del env[key]
+    # Task processes that propeller spawns read their blob store settings from the
+    # environment, not from propeller's config file: hand the storage section down.
+    for key, value in _storage_section(opts).items():
+        env[f"CADDIS_STORAGE_{key.upper()}"] = str(value)
     command = [
         sys.executable,
         "-c",
