@@ -128,6 +128,60 @@ def test_add_tag_and_update_artifact(stub: Stub) -> None:
     assert got.metadata.key_map == {"overwritten": "yes"}
 
 
+def test_add_tag_repoint_moves_the_cache_key_to_the_new_artifact(stub: Stub) -> None:
+    # The cache-overwrite flow: results of a new run are recorded as a new artifact and the
+    # cache key (tag) is moved to it.
+    stub.CreateDataset(create_dataset_request(), timeout=10)
+    stub.CreateArtifact(
+        svc.CreateArtifactRequest(artifact=artifact("old", value=1, tags=("h", "keep"))),
+        timeout=10,
+    )
+    stub.CreateArtifact(svc.CreateArtifactRequest(artifact=artifact("new", value=2)), timeout=10)
+    moved = dc.Tag(name="h", artifact_id="new", dataset=dataset_id())
+    assert code_of(stub.AddTag, svc.AddTagRequest(tag=moved)) == grpc.StatusCode.ALREADY_EXISTS
+
+    stub.AddTag(svc.AddTagRequest(tag=moved, repoint=True), timeout=10)
+    hit = stub.GetArtifact(
+        svc.GetArtifactRequest(dataset=dataset_id(), tag_name="h"), timeout=10
+    ).artifact
+    assert hit.id == "new"
+    assert hit.data[0].value == int_literal(2)
+    assert [t.name for t in hit.tags] == ["h"]
+    old = stub.GetArtifact(
+        svc.GetArtifactRequest(dataset=dataset_id(), artifact_id="old"), timeout=10
+    ).artifact
+    assert [t.name for t in old.tags] == ["keep"]
+
+    # Repeating the repoint, or repointing to where the tag already points, is harmless; a
+    # repoint of a tag that does not exist yet simply creates it.
+    stub.AddTag(svc.AddTagRequest(tag=moved, repoint=True), timeout=10)
+    fresh = dc.Tag(name="brand-new", artifact_id="old", dataset=dataset_id())
+    stub.AddTag(svc.AddTagRequest(tag=fresh, repoint=True), timeout=10)
+    got = stub.GetArtifact(
+        svc.GetArtifactRequest(dataset=dataset_id(), tag_name="brand-new"), timeout=10
+    ).artifact
+    assert got.id == "old"
+
+    # Repointing at an artifact that does not exist fails and leaves the tag where it was.
+    ghost = dc.Tag(name="h", artifact_id="ghost", dataset=dataset_id())
+    assert (
+        code_of(stub.AddTag, svc.AddTagRequest(tag=ghost, repoint=True))
+        == grpc.StatusCode.NOT_FOUND
+    )
+    again = stub.GetArtifact(
+        svc.GetArtifactRequest(dataset=dataset_id(), tag_name="h"), timeout=10
+    ).artifact
+    assert again.id == "new"
+    # Deleting the old artifact no longer takes the moved tag with it.
+    stub.DeleteArtifact(svc.DeleteArtifactRequest(dataset=dataset_id(), artifact_id="old"))
+    assert (
+        stub.GetArtifact(
+            svc.GetArtifactRequest(dataset=dataset_id(), tag_name="h"), timeout=10
+        ).artifact.id
+        == "new"
+    )
+
+
 def _list_all(stub: Stub, page_size: int, ascending: bool) -> list[str]:
     ids: list[str] = []
     token = ""

@@ -245,7 +245,8 @@ class DataCatalogServicer(datacatalog_service_pb2_grpc.DataCatalogServiceService
         v.require_name(request.tag.name, "tag.name")
         v.require_name(request.tag.artifact_id, "tag.artifact_id")
         v.dataset_id(request.tag, "dataset", "tag.dataset")
-        self._db.run(lambda repo: self._manager.add_tag(repo, request.tag))
+        tag, repoint = request.tag, request.repoint
+        self._db.run(lambda repo: self._manager.add_tag(repo, tag, repoint=repoint))
         return pb.AddTagResponse()
 
     # ------------------------------------------------------------ reservations

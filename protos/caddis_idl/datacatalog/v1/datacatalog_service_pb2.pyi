@@ -413,6 +413,12 @@ class AddTagRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TAG_FIELD_NUMBER: _builtins.int
+    REPOINT_FIELD_NUMBER: _builtins.int
+    repoint: _builtins.bool
+    """Move an existing tag to this artifact instead of failing with ALREADY_EXISTS. Used when an
+    execution overwrites the cache: the new results are recorded as a new artifact and the
+    cache key (tag) is re-pointed at it in one step, so lookups never miss in between.
+    """
     @_builtins.property
     def tag(self) -> _datacatalog_pb2.Tag:
         """The tag: name, dataset and the artifact it points at."""
@@ -421,10 +427,11 @@ class AddTagRequest(_message.Message):
         self,
         *,
         tag: _datacatalog_pb2.Tag | None = ...,
+        repoint: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["tag", b"tag"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["repoint", b"repoint", "tag", b"tag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -134,8 +134,12 @@ class DataCatalogServiceServicer:
 
     def CreateArtifact(self, request, context):
         """CreateArtifact records an artifact and, in the same transaction, the tags listed in it.
-        Fails with NOT_FOUND if the dataset does not exist and ALREADY_EXISTS if the artifact id or
-        one of the tags already exists (nothing is written then).
+        Creating an artifact whose id exists with identical content (data, metadata, partitions,
+        source execution) succeeds idempotently and adds any listed tags that are missing, so a
+        retried call is harmless. Fails with NOT_FOUND if the dataset does not exist,
+        INVALID_ARGUMENT if a partition key is not declared by the dataset, and ALREADY_EXISTS if
+        the id exists with different content or a listed tag points at another artifact (nothing
+        is written then).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -165,8 +169,10 @@ class DataCatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddTag(self, request, context):
-        """AddTag points a new tag at an existing artifact. Fails with ALREADY_EXISTS if the tag exists
-        in the dataset (tags are never moved silently).
+        """AddTag points a tag at an existing artifact. Adding a tag that already points at that
+        artifact succeeds. If the tag points at another artifact it fails with ALREADY_EXISTS
+        (tags are never moved silently) unless the request sets repoint. Fails with NOT_FOUND if
+        the dataset or the artifact does not exist.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

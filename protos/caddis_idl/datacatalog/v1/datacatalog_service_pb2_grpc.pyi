@@ -46,8 +46,12 @@ class DataCatalogServiceStub:
     """ListDatasets returns datasets matching all filters, one page at a time."""
     CreateArtifact: _grpc.UnaryUnaryMultiCallable[_datacatalog_service_pb2.CreateArtifactRequest, _datacatalog_service_pb2.CreateArtifactResponse]
     """CreateArtifact records an artifact and, in the same transaction, the tags listed in it.
-    Fails with NOT_FOUND if the dataset does not exist and ALREADY_EXISTS if the artifact id or
-    one of the tags already exists (nothing is written then).
+    Creating an artifact whose id exists with identical content (data, metadata, partitions,
+    source execution) succeeds idempotently and adds any listed tags that are missing, so a
+    retried call is harmless. Fails with NOT_FOUND if the dataset does not exist,
+    INVALID_ARGUMENT if a partition key is not declared by the dataset, and ALREADY_EXISTS if
+    the id exists with different content or a listed tag points at another artifact (nothing
+    is written then).
     """
     GetArtifact: _grpc.UnaryUnaryMultiCallable[_datacatalog_service_pb2.GetArtifactRequest, _datacatalog_service_pb2.GetArtifactResponse]
     """GetArtifact returns one artifact by id or by tag name (the cache lookup). Fails with
@@ -60,8 +64,10 @@ class DataCatalogServiceStub:
     name. Used when an execution asks to overwrite cached results.
     """
     AddTag: _grpc.UnaryUnaryMultiCallable[_datacatalog_service_pb2.AddTagRequest, _datacatalog_service_pb2.AddTagResponse]
-    """AddTag points a new tag at an existing artifact. Fails with ALREADY_EXISTS if the tag exists
-    in the dataset (tags are never moved silently).
+    """AddTag points a tag at an existing artifact. Adding a tag that already points at that
+    artifact succeeds. If the tag points at another artifact it fails with ALREADY_EXISTS
+    (tags are never moved silently) unless the request sets repoint. Fails with NOT_FOUND if
+    the dataset or the artifact does not exist.
     """
     GetOrExtendReservation: _grpc.UnaryUnaryMultiCallable[_datacatalog_service_pb2.GetOrExtendReservationRequest, _datacatalog_service_pb2.GetOrExtendReservationResponse]
     """GetOrExtendReservation takes the reservation for a tag if nobody holds it (or the holder's
@@ -103,8 +109,12 @@ class DataCatalogServiceAsyncStub(DataCatalogServiceStub):
     """ListDatasets returns datasets matching all filters, one page at a time."""
     CreateArtifact: _aio.UnaryUnaryMultiCallable[_datacatalog_service_pb2.CreateArtifactRequest, _datacatalog_service_pb2.CreateArtifactResponse]  # type: ignore[assignment]
     """CreateArtifact records an artifact and, in the same transaction, the tags listed in it.
-    Fails with NOT_FOUND if the dataset does not exist and ALREADY_EXISTS if the artifact id or
-    one of the tags already exists (nothing is written then).
+    Creating an artifact whose id exists with identical content (data, metadata, partitions,
+    source execution) succeeds idempotently and adds any listed tags that are missing, so a
+    retried call is harmless. Fails with NOT_FOUND if the dataset does not exist,
+    INVALID_ARGUMENT if a partition key is not declared by the dataset, and ALREADY_EXISTS if
+    the id exists with different content or a listed tag points at another artifact (nothing
+    is written then).
     """
     GetArtifact: _aio.UnaryUnaryMultiCallable[_datacatalog_service_pb2.GetArtifactRequest, _datacatalog_service_pb2.GetArtifactResponse]  # type: ignore[assignment]
     """GetArtifact returns one artifact by id or by tag name (the cache lookup). Fails with
@@ -117,8 +127,10 @@ class DataCatalogServiceAsyncStub(DataCatalogServiceStub):
     name. Used when an execution asks to overwrite cached results.
     """
     AddTag: _aio.UnaryUnaryMultiCallable[_datacatalog_service_pb2.AddTagRequest, _datacatalog_service_pb2.AddTagResponse]  # type: ignore[assignment]
-    """AddTag points a new tag at an existing artifact. Fails with ALREADY_EXISTS if the tag exists
-    in the dataset (tags are never moved silently).
+    """AddTag points a tag at an existing artifact. Adding a tag that already points at that
+    artifact succeeds. If the tag points at another artifact it fails with ALREADY_EXISTS
+    (tags are never moved silently) unless the request sets repoint. Fails with NOT_FOUND if
+    the dataset or the artifact does not exist.
     """
     GetOrExtendReservation: _aio.UnaryUnaryMultiCallable[_datacatalog_service_pb2.GetOrExtendReservationRequest, _datacatalog_service_pb2.GetOrExtendReservationResponse]  # type: ignore[assignment]
     """GetOrExtendReservation takes the reservation for a tag if nobody holds it (or the holder's
@@ -181,8 +193,12 @@ class DataCatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_datacatalog_service_pb2.CreateArtifactResponse, _abc.Awaitable[_datacatalog_service_pb2.CreateArtifactResponse]]:
         """CreateArtifact records an artifact and, in the same transaction, the tags listed in it.
-        Fails with NOT_FOUND if the dataset does not exist and ALREADY_EXISTS if the artifact id or
-        one of the tags already exists (nothing is written then).
+        Creating an artifact whose id exists with identical content (data, metadata, partitions,
+        source execution) succeeds idempotently and adds any listed tags that are missing, so a
+        retried call is harmless. Fails with NOT_FOUND if the dataset does not exist,
+        INVALID_ARGUMENT if a partition key is not declared by the dataset, and ALREADY_EXISTS if
+        the id exists with different content or a listed tag points at another artifact (nothing
+        is written then).
         """
 
     @_abc_1.abstractmethod
@@ -219,8 +235,10 @@ class DataCatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _datacatalog_service_pb2.AddTagRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_datacatalog_service_pb2.AddTagResponse, _abc.Awaitable[_datacatalog_service_pb2.AddTagResponse]]:
-        """AddTag points a new tag at an existing artifact. Fails with ALREADY_EXISTS if the tag exists
-        in the dataset (tags are never moved silently).
+        """AddTag points a tag at an existing artifact. Adding a tag that already points at that
+        artifact succeeds. If the tag points at another artifact it fails with ALREADY_EXISTS
+        (tags are never moved silently) unless the request sets repoint. Fails with NOT_FOUND if
+        the dataset or the artifact does not exist.
         """
 
     @_abc_1.abstractmethod
