@@ -15,6 +15,7 @@ from caddis_idl.datacatalog.v1 import datacatalog_pb2 as dc
 from caddis_idl.datacatalog.v1 import datacatalog_service_pb2 as svc
 from caddis_idl.datacatalog.v1 import datacatalog_service_pb2_grpc
 from tests.datacatalog.helpers import artifact, create_dataset_request, dataset_id, int_literal
+from tests.support import wait_until
 
 Stub = datacatalog_service_pb2_grpc.DataCatalogServiceStub
 
@@ -365,6 +366,42 @@ MALFORMED: list[tuple[str, Any, str]] = [
         "pagination.sort_order",
     ),
 ]
+
+
+def test_eviction_by_age_removes_offloaded_blobs(catalog: RunningDataCatalog, stub: Stub) -> None:
+    # The test server offloads values above 1 KiB to the blob store.
+    prefix = catalog.config.data_prefix
+    stub.CreateDataset(create_dataset_request(), timeout=10)
+    stub.CreateArtifact(
+        svc.CreateArtifactRequest(artifact=artifact("old", big="o" * 5000, tags=("h-old",))),
+        timeout=10,
+    )
+    old_blobs = set(catalog.store.list(prefix))
+    assert len(old_blobs) == 1
+    cutoff = timestamp_pb2.Timestamp()
+    cutoff.FromDatetime(dt.datetime.now(dt.UTC))
+    wait_until(lambda: dt.datetime.now(dt.UTC) > cutoff.ToDatetime(tzinfo=dt.UTC))
+    stub.CreateArtifact(
+        svc.CreateArtifactRequest(artifact=artifact("new", big="n" * 5000, tags=("h-new",))),
+        timeout=10,
+    )
+    new_blobs = set(catalog.store.list(prefix)) - old_blobs
+    assert len(new_blobs) == 1
+
+    evicted = stub.EvictArtifacts(svc.EvictArtifactsRequest(created_before=cutoff), timeout=10)
+    assert (evicted.evicted_artifacts, evicted.evicted_tags) == (1, 1)
+    # Blobs are deleted after the commit, within the RPC.
+    assert set(catalog.store.list(prefix)) == new_blobs
+    lookup = svc.GetArtifactRequest(dataset=dataset_id(), tag_name="h-old")
+    assert code_of(stub.GetArtifact, lookup) == grpc.StatusCode.NOT_FOUND
+    kept = stub.GetArtifact(
+        svc.GetArtifactRequest(dataset=dataset_id(), tag_name="h-new"), timeout=10
+    ).artifact
+    assert {d.name: d.value.scalar.primitive.string_value for d in kept.data}["big"] == "n" * 5000
+
+    # Evicting the whole dataset takes the remaining blob too.
+    stub.DeleteDataset(svc.DeleteDatasetRequest(dataset=dataset_id()), timeout=10)
+    assert list(catalog.store.list(prefix)) == []
 
 
 @pytest.mark.parametrize(("method", "request_", "field"), MALFORMED)
