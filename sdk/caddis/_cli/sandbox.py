@@ -66,7 +66,7 @@ def start(
         click.echo("")
         click.echo(f"admin endpoint: {started['admin'].address}")
         click.echo(f"client config:  {opts.state_dir / 'client.yaml'} (found automatically)")
-        click.echo("try: caddis run --remote examples/hello.py wf --wait")
+        click.echo("try: caddis run --remote FILE.py WORKFLOW --INPUT VALUE --wait")
 
 
 @sandbox.command("status")
