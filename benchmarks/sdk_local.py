@@ -8,7 +8,9 @@ Measures, each in a fresh interpreter:
 - ``import caddis`` (resp. ``import flytekit``) time;
 - peak RSS of a fresh process that runs a trivial workflow.
 
-The same program text runs under caddis (this interpreter) and, when it exists, under
+Times are CPU time of the benchmark process (``time.process_time``): both SDKs run local
+workflows in one thread, so on an idle machine this equals wall time, and on a shared machine
+it is not inflated by other processes. The same program text runs under caddis (this interpreter) and, when it exists, under
 flytekit through ``/opt/flytekit-venv/bin/python`` (override with ``--flytekit-python``),
 with ``caddis`` replaced by ``flytekit``. Medians are reported with the flytekit/caddis ratio.
 
@@ -69,9 +71,9 @@ PROGRAM = textwrap.dedent(
         fn()  # warm-up: compilation and first-call caches are not per-task overhead
         out = []
         for _ in range(reps):
-            t = time.perf_counter()
+            t = time.process_time()
             fn()
-            out.append(time.perf_counter() - t)
+            out.append(time.process_time() - t)
         return statistics.median(out)
 
     reps = json.loads(sys.argv[1])
@@ -115,8 +117,10 @@ RSS_PROGRAM = textwrap.dedent(
 )
 
 
-def _env(tmp: str) -> dict[str, str]:
+def _env(tmp: str, tmpdir: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if tmpdir is not None:
+        env["TMPDIR"] = tmpdir
     env["CADDIS_LOCAL_CACHE_DIR"] = os.path.join(tmp, "cache")
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / p) for p in ("sdk", "protos", "propeller")] + [env.get("PYTHONPATH", "")]
@@ -124,14 +128,21 @@ def _env(tmp: str) -> dict[str, str]:
     return env
 
 
-def _run(python: str, code: str, args: list[str], tmp: str, timeout: float = 1800) -> str:
+def _run(
+    python: str,
+    code: str,
+    args: list[str],
+    tmp: str,
+    timeout: float = 1800,
+    tmpdir: str | None = None,
+) -> str:
     path = Path(tmp) / "bench_program.py"
     path.write_text(code)
     proc = subprocess.run(
         [python, str(path), *args],
         capture_output=True,
         text=True,
-        env=_env(tmp),
+        env=_env(tmp, tmpdir),
         cwd=tmp,
         timeout=timeout,
     )
@@ -156,8 +167,8 @@ def measure_import(python: str, pkg: str, reps: int, statement: str | None = Non
             with tempfile.TemporaryDirectory() as tmp:
                 out = _run(
                     python,
-                    "import time; t=time.perf_counter(); " + code + "; "
-                    "print(time.perf_counter()-t)",
+                    "import time; t=time.process_time(); " + code + "; "
+                    "print(time.process_time()-t)",
                     [],
                     tmp,
                 )
@@ -167,13 +178,19 @@ def measure_import(python: str, pkg: str, reps: int, statement: str | None = Non
     return wall(statement or f"import {pkg}")
 
 
-def measure_rss(python: str, pkg: str, reps: int) -> float:
-    """Median peak RSS (MB) of a fresh process running a trivial two-task workflow."""
-    vals = []
+def measure_rss(python: str, pkg: str, reps: int) -> tuple[float, int]:
+    """Median peak RSS (MB) of a fresh process running a trivial two-task workflow, and the
+    number of entries the run left in its (empty, private) temporary directory."""
+    vals, stray = [], 0
     for _ in range(reps):
         with tempfile.TemporaryDirectory() as tmp:
-            vals.append(int(_run(python, RSS_PROGRAM.format(pkg=pkg), [], tmp)) / 1024)
-    return statistics.median(vals)
+            tmpdir = os.path.join(tmp, "tmp")
+            os.mkdir(tmpdir)
+            out = _run(python, RSS_PROGRAM.format(pkg=pkg), [], tmp, tmpdir=tmpdir)
+            vals.append(int(out) / 1024)
+            # Counted after the process exited: what a run leaves behind for good.
+            stray = max(stray, len(os.listdir(tmpdir)))
+    return statistics.median(vals), stray
 
 
 def summarize(raw: dict[str, float]) -> dict[str, float]:
@@ -206,7 +223,8 @@ def bench(python: str, pkg: str, quick: bool, workload_runs: int) -> dict[str, f
     result["import_task_workflow_ms"] = (
         measure_import(python, pkg, n_imp, f"from {pkg} import task, workflow") * 1e3
     )
-    result["peak_rss_mb"] = measure_rss(python, pkg, 1 if quick else 3)
+    result["peak_rss_mb"], stray = measure_rss(python, pkg, 1 if quick else 3)
+    result["tmp_dirs_left_per_run"] = float(stray)
     return result
 
 
@@ -219,6 +237,7 @@ GOALS = {
     "import_ms": 150,
     "import_task_workflow_ms": 150,
     "peak_rss_mb": 40,
+    "tmp_dirs_left_per_run": 0,
 }
 
 
