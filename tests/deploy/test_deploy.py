@@ -294,7 +294,14 @@ def test_grafana_provisioning_matches_the_dashboard(compose: dict[str, Any]) -> 
     mounts = dict(m.split(":")[1::-1] for m in compose["services"]["grafana"]["volumes"])
     assert mounts[provider["options"]["path"]] == "./grafana/dashboards"
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
-    for topic in ("phase", "node latency", "task latency", "round latency", "cache hit", "queue depth"):
+    for topic in (
+        "phase",
+        "node latency",
+        "task latency",
+        "round latency",
+        "cache hit",
+        "queue depth",
+    ):
         assert topic in titles, f"the dashboard has no panel about {topic}"
 
 
