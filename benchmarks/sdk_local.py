@@ -10,8 +10,8 @@ Measures, each in a fresh interpreter:
 
 Times are CPU time of the benchmark process (``time.process_time``): both SDKs run local
 workflows in one thread, so on an idle machine this equals wall time, and on a shared machine
-it is not inflated by other processes. The same program text runs under caddis (this interpreter) and, when it exists, under
-flytekit through ``/opt/flytekit-venv/bin/python`` (override with ``--flytekit-python``),
+it is not inflated by other processes. The same program text runs under caddis (this
+interpreter) and, when it exists, under flytekit through ``/opt/flytekit-venv/bin/python`` (override with ``--flytekit-python``),
 with ``caddis`` replaced by ``flytekit``. Medians are reported with the flytekit/caddis ratio.
 
 Usage::
