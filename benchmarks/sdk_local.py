@@ -11,8 +11,10 @@ Measures, each in a fresh interpreter:
 Times are CPU time of the benchmark process (``time.process_time``): both SDKs run local
 workflows in one thread, so on an idle machine this equals wall time, and on a shared machine
 it is not inflated by other processes. The same program text runs under caddis (this
-interpreter) and, when it exists, under flytekit through ``/opt/flytekit-venv/bin/python`` (override with ``--flytekit-python``),
-with ``caddis`` replaced by ``flytekit``. Medians are reported with the flytekit/caddis ratio.
+interpreter) and, when it exists, under flytekit through ``/opt/flytekit-venv/bin/python``
+(override with ``--flytekit-python``), with ``caddis`` replaced by ``flytekit``. Medians are
+reported with the flytekit/caddis ratio; ``tmp_dirs_left_per_run`` counts what a trivial run
+left in an empty private TMPDIR after its process exited.
 
 Usage::
 
