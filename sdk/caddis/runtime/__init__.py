@@ -9,7 +9,8 @@
   futures (a dynamic task's DynamicJobSpec) or an error document, and the timing split.
 - :func:`current_context` gives a running task its execution parameters (execution id,
   working directory, logging, raw output prefix, checkpoint, decks); :class:`Deck` adds an
-  HTML page to the attempt's deck; :class:`SyncCheckpoint` is the checkpoint implementation.
+  HTML page to the attempt's deck; :func:`execute_named` loads a task by module and name once
+  per process (for warm workers); :class:`SyncCheckpoint` is the checkpoint implementation.
 
 Names are loaded lazily so that ``import caddis.runtime`` stays cheap.
 """
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
         RecoverableError,
         TaskResult,
         error_document,
+        execute_named,
         execute_task,
         is_recoverable,
     )
@@ -42,6 +44,7 @@ __all__ = [
     "TaskResult",
     "current_context",
     "error_document",
+    "execute_named",
     "execute_task",
     "is_recoverable",
 ]
@@ -53,6 +56,7 @@ _WHERE = {
     "TaskResult": "caddis.runtime._execute",
     "error_document": "caddis.runtime._execute",
     "execute_task": "caddis.runtime._execute",
+    "execute_named": "caddis.runtime._execute",
     "is_recoverable": "caddis.runtime._execute",
     "Checkpoint": "caddis.runtime.checkpoint",
     "SyncCheckpoint": "caddis.runtime.checkpoint",

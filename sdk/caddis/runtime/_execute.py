@@ -30,6 +30,7 @@ __all__ = [
     "RecoverableError",
     "TaskResult",
     "error_document",
+    "execute_named",
     "execute_task",
     "is_recoverable",
 ]
@@ -245,6 +246,42 @@ def _plan_of(task: Any) -> _Plan:
 
 
 _TE: list[Any] = []
+
+
+_LOADED: dict[tuple[str, str], Any] = {}
+
+
+def execute_named(
+    module: str,
+    name: str,
+    inputs: literals_pb2.LiteralMap,
+    ctx: AttemptContext | None = None,
+) -> TaskResult:
+    """:func:`execute_task` for the task at ``module.name`` (loaded once per process).
+
+    Warm worker processes call this per attempt: the import happens on the first attempt of a
+    task and later attempts skip it. A task that cannot be loaded gives a SYSTEM recoverable
+    error document rather than an exception.
+    """
+    task = _LOADED.get((module, name))
+    if task is None:
+        try:
+            from caddis.core.resolver import load_entity
+
+            task = load_entity(module, name)
+        except Exception as exc:
+            return TaskResult(
+                error=error_document(
+                    f"SYSTEM:{type(exc).__name__}",
+                    f"cannot load task {module}.{name}: {exc}",
+                    user=False,
+                    recoverable=True,
+                    worker=ctx.worker if ctx else "",
+                ),
+                exception=exc,
+            )
+        _LOADED[(module, name)] = task
+    return execute_task(task, inputs, ctx)
 
 
 def _engine() -> Any:

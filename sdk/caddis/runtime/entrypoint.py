@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--execution-id", default=None, help="project:domain:name, for context")
     ex.add_argument("--attempt", type=int, default=None, help="retry attempt, for context")
     ex.add_argument("--enable-deck", action="store_true", default=None)
+    # Identity of the registered task: a dynamic task's futures reference the tasks they call
+    # under the same project, domain and version (and code bundle). Env fallbacks:
+    # CADDIS_PROJECT, CADDIS_DOMAIN, CADDIS_VERSION.
+    ex.add_argument("--project", default=None)
+    ex.add_argument("--domain", default=None)
+    ex.add_argument("--version", default=None)
     return p
 
 
@@ -96,6 +102,9 @@ def run_attempt(
     execution_id: str | None = None,
     attempt: int | None = None,
     enable_deck: bool | None = None,
+    project: str | None = None,
+    domain: str | None = None,
+    version: str | None = None,
 ) -> str:
     """Run one attempt per the task process contract; returns the file name it wrote.
 
@@ -114,6 +123,9 @@ def run_attempt(
         execution_id: ``project:domain:name`` of the execution (for ``current_context``).
         attempt: Retry attempt number (for ``current_context``).
         enable_deck: Force decks on (None: as the task says).
+        project: Project of the registered task (dynamic futures reference it).
+        domain: Domain of the registered task.
+        version: Version of the registered task.
 
     Raises:
         Exception: Only when even ``error.pb`` could not be written.
@@ -158,8 +170,18 @@ def run_attempt(
             data_context=DataContext(raw_output_prefix=raw, local_dir=local_dir),
             worker=worker,
         )
+        from caddis.core.settings import SerializationSettings, serialization_settings
+
+        settings = SerializationSettings(
+            project=project or os.environ.get("CADDIS_PROJECT", ""),
+            domain=domain or os.environ.get("CADDIS_DOMAIN", ""),
+            version=version or os.environ.get("CADDIS_VERSION", ""),
+            code_bundle_uri=code_bundle_uri or "",
+            code_bundle_digest=code_bundle_digest or "",
+        )
         try:
-            result: TaskResult = execute_task(task, lm, ctx)
+            with serialization_settings(settings):
+                result: TaskResult = execute_task(task, lm, ctx)
         finally:
             # Uploads are done by now; nothing the attempt left locally is needed any more.
             shutil.rmtree(local_dir, ignore_errors=True)
@@ -207,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             execution_id=args.execution_id,
             attempt=args.attempt,
             enable_deck=args.enable_deck,
+            project=args.project,
+            domain=args.domain,
+            version=args.version,
         )
     except Exception as exc:  # nothing could be written: the one case of a non-zero exit
         print(f"caddis.runtime: could not write a result: {exc}", file=sys.stderr)

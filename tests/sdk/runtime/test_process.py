@@ -151,3 +151,36 @@ def test_code_bundle_digest_mismatch(tmp_path: Path) -> None:
     archive, _ = _bundle(tmp_path)
     with pytest.raises(BundleError, match="expected"):
         fetch_bundle(str(archive), "sha256:" + "0" * 64, str(tmp_path / "c"))
+
+
+def test_dynamic_writes_futures_with_registered_ids(tmp_path: Path) -> None:
+    from caddis_idl.core.v1 import dynamic_job_pb2
+
+    proc, out = run_process(
+        tmp_path,
+        "tests.sdk.runtime.sample_tasks",
+        "fan_out",
+        {"n": 2},
+        "--project",
+        "p",
+        "--domain",
+        "d",
+        "--version",
+        "v1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert written(out) == {"futures.pb"}
+    spec = dynamic_job_pb2.DynamicJobSpec.FromString((out / "futures.pb").read_bytes())
+    assert len(spec.nodes) == 2
+    tid = spec.tasks[0].id
+    assert (tid.project, tid.domain, tid.version) == ("p", "d", "v1")
+
+
+def test_execute_named_loads_once() -> None:
+    from caddis.runtime import execute_named
+
+    lm = TypeEngine.dict_to_literal_map({"x": 1}, {"x": int})
+    r = execute_named("tests.sdk.runtime.sample_tasks", "add_one", lm)
+    assert r.outputs is not None and r.outputs.literals["o0"].scalar.primitive.integer == 2
+    r = execute_named("no_such_mod_q", "x", lm)
+    assert r.error is not None and r.error.error.code.startswith("SYSTEM:")
