@@ -89,6 +89,8 @@ class PropellerConfig:
         resync_interval_s: How often every active execution is re-evaluated even without a
             trigger (and how often the database is scanned for work).
         poll_interval_s: Re-evaluation delay of an execution that waits on running tasks.
+        notify_delay_s: Delay between a task reporting completion and the round that observes
+            it, so that completions arriving together are handled by one round.
         lease_ttl_s: How long an execution lease lasts without renewal; a dead replica's
             executions are taken over after this.
         max_system_retries: System-error retries of a node (the system error budget).
@@ -116,6 +118,7 @@ class PropellerConfig:
     max_streak: int = 8
     resync_interval_s: float = 2.0
     poll_interval_s: float = 0.05
+    notify_delay_s: float = 0.005
     lease_ttl_s: float = 10.0
     max_system_retries: int = 3
     backoff_base_s: float = 0.0

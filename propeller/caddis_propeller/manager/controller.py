@@ -263,7 +263,8 @@ class Controller:
         with self._lock:
             exec_id = self._by_key.get(execution)
         if exec_id is not None:
-            self.queue.put(exec_id)
+            # A short delay lets a burst of completions (a warm batch) share one round.
+            self.queue.put(exec_id, time.monotonic() + self.config.notify_delay_s)
 
     @property
     def active(self) -> int:
@@ -387,6 +388,7 @@ class Controller:
                 return
         streak = 0
         result = None
+        picked = time.perf_counter()
         while streak < self.config.max_streak and not self._stop.is_set():
             began = time.perf_counter()
             events = RoundEvents(live.execution_id, self.producer_id, self._observer(live.key))
@@ -426,16 +428,21 @@ class Controller:
             self._drop(exec_id, lost=False)
             return
         now_m = time.monotonic()
+        # A round over thousands of in-flight items is expensive: leave at least as long as
+        # it took before the next one, so task processes on this machine get the CPU and
+        # completions pile up into fewer rounds (cheap rounds, e.g. a chain, go on at once).
+        spent = time.perf_counter() - picked
+        pause = spent if spent > 0.02 else 0.0
         if result.changed or result.budget_exhausted:
             live.idle_rounds = 0
-            self.queue.put(exec_id)
+            self.queue.put(exec_id, now_m + pause)
             return
         live.idle_rounds += 1
         due = now_m + self.config.resync_interval_s
         if result.pending:
             # Poll quickly at first, then back off; task completions also notify directly.
             poll = self.config.poll_interval_s * (1.5 ** min(live.idle_rounds, 12))
-            due = min(due, now_m + min(poll, 1.0))
+            due = min(due, now_m + max(min(poll, 1.0), pause))
         if result.wake_at is not None:
             due = min(due, now_m + max(0.0, result.wake_at - time.time()))
         self.queue.put(exec_id, due)

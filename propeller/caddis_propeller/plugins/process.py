@@ -105,6 +105,7 @@ class ProcessPlugin:
         root = config.work_dir or os.path.expanduser("~/.caddis/propeller/attempts")
         self.work_dir = Path(root).expanduser()
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.work_dir)
         self.python = config.python or default_python()
         cpu = config.cpu or float(os.cpu_count() or 1)
         memory = parse_bytes(config.memory) if config.memory else machine_memory()
@@ -315,13 +316,14 @@ class ProcessPlugin:
 
     def check(self, attempt: TaskAttempt, handle: str) -> TaskStatus:
         """Status from (cheapest first) memory, the result files, the lock and the claim."""
-        directory = self.work_dir / handle
-        key = str(directory)
+        # The hot path (thousands of in-flight array items per round): no Path objects, no I/O.
+        key = f"{self._root}/{handle}"
         with self._lock:
             job = self._jobs.get(key)
         if job is not None:
             if job.state == "queued":
-                self._pump_fresh()
+                if job.warm_key is None:
+                    self._pump_fresh()
                 if job.state == "queued":
                     return Running(handle, phase=_WAITING, reason="waiting for resources")
             if job.state == "running":
@@ -330,6 +332,7 @@ class ProcessPlugin:
                         return Running(handle, phase=_RUNNING)
                 elif job.warm_key is not None:
                     return Running(handle, phase=_RUNNING)
+        directory = self.work_dir / handle
         result = self._result(attempt)
         if result is not None:
             return result

@@ -107,3 +107,33 @@ def mapped(xs: list[int]) -> list[int]:
 @workflow
 def counting(text: str) -> int:
     return count_characters(text=text)
+
+
+@task
+def noop(x: int) -> int:
+    return x
+
+
+@workflow
+def chain50(x: int) -> int:
+    """50 task nodes in a row (per-node overhead)."""
+    for _ in range(50):
+        x = noop(x=x)
+    return x
+
+
+@dynamic
+def fan_noop(n: int) -> list[int]:
+    return [noop(x=i) for i in range(n)]
+
+
+@workflow
+def fan(n: int) -> list[int]:
+    """A dynamic fan-out of ``n`` trivial tasks."""
+    return fan_noop(n=n)
+
+
+@workflow
+def map_noop(xs: list[int]) -> list[int]:
+    """A map task of trivial items."""
+    return map_task(noop)(x=xs)
