@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlparse
 
 from google.protobuf.message import Message
 
-from caddis.runtime._execute import AttemptContext, TaskResult, execute_task
+from caddis.runtime._execute import AttemptContext, TaskResult, execute_batch, execute_task
 from caddis.runtime.checkpoint import SyncCheckpoint
 from caddis_idl.core.v1 import execution_pb2, literals_pb2, tasks_pb2
 from caddis_propeller.engine.interfaces import (
@@ -430,6 +430,56 @@ class InProcessTaskRunner:
         self.failures.append((attempt.node_path, attempt.task.id.name, None))
 
     def start_batch(self, attempts: Sequence[TaskAttempt]) -> list[TaskStatus]:
-        """Run array items in a tight loop (items without a timeout skip the thread logic)."""
-        start, run, status = self.start, self._run, self._status
-        return [status(a, run(a)) if a.timeout is None else start(a) for a in attempts]
+        """Run array items in a tight loop through :func:`caddis.runtime.execute_batch`.
+
+        Items of one task without a timeout or decks share the per-attempt set-up; anything
+        else goes through :meth:`start` one by one.
+        """
+        if not attempts:
+            return []
+        first = attempts[0].task
+        cached = self._tasks.get(id(first))
+        if cached is None or cached[0] is not first:
+            try:
+                entity = self.resolver.resolve(first)
+            except Exception:  # start() reports it per item
+                return [self.start(a) for a in attempts]
+            cached = (first, entity, bool(first.metadata.generates_deck))
+            self._tasks[id(first)] = cached
+        if cached[2] or any(a.task is not first or a.timeout is not None for a in attempts):
+            return [self.start(a) for a in attempts]
+        task = cached[1]
+        root = self.run_dir.root
+        self.attempts += len(attempts)
+
+        def prepare(i: int, params: Any) -> None:
+            a = attempts[i]
+            sub = a.node_path if os.sep == "/" else a.node_path.replace("/", os.sep)
+            n = a.attempt
+            ckpt_root = f"{root}/ckpt/{sub}"
+            prev = None
+            for k in range(n - 1, -1, -1):
+                if os.path.isdir(f"{ckpt_root}/{k}"):
+                    prev = f"{ckpt_root}/{k}"
+                    break
+            params.working_directory = f"{root}/work/{sub}/{n}"
+            params.checkpoint = SyncCheckpoint(f"{ckpt_root}/{n}", prev)
+            params.attempt_number = n
+
+        ctx = AttemptContext(
+            self.execution_name,
+            "",
+            0,
+            self.run_dir.raw_uri,
+            f"{root}/work",
+            None,
+            None,
+            None,
+            self.environment,
+            None,
+            "",
+            self.execution_date,
+        )
+        results = execute_batch(task, [a.inputs for a in attempts], ctx, prepare)
+        status = self._status
+        return [status(a, r) for a, r in zip(attempts, results, strict=True)]

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ __all__ = [
     "RecoverableError",
     "TaskResult",
     "error_document",
+    "execute_batch",
     "execute_named",
     "execute_task",
     "is_recoverable",
@@ -344,6 +345,68 @@ def execute_task(
 
             _data_var.reset(data_token)
     return result
+
+
+def execute_batch(
+    task: Any,
+    inputs: Sequence[literals_pb2.LiteralMap],
+    ctx: AttemptContext,
+    prepare: Callable[[int, ExecutionParameters], None] | None = None,
+) -> list[TaskResult]:
+    """Run many attempts of one task (map-task items) in a tight loop.
+
+    Equivalent to calling :func:`execute_task` per item, minus the per-item set-up: one
+    ExecutionParameters object serves every item, and ``prepare(i, params)`` updates its
+    per-item fields (``working_directory``, ``checkpoint``, ``attempt_number``) before item
+    ``i`` runs. Items run one after the other in this thread; decks are per item.
+
+    Args:
+        task: The task.
+        inputs: Input literals per item.
+        ctx: The shared attempt context (its checkpoint and working directory are defaults).
+        prepare: Per-item hook adjusting the shared parameters.
+
+    Returns:
+        One result per item, in order.
+    """
+    plan = _plan_of(task)
+    data_token = None
+    if ctx.data_context is not None:
+        from caddis.core._transformers._context import _current as _data_var
+
+        data_token = _data_var.set(ctx.data_context)
+    params = _AttemptParameters(
+        execution_id=ctx.execution_id,
+        task_id=ctx.task_id or plan.name,
+        working_directory=ctx.working_directory
+        or os.path.join(_scratch_root(), f"{os.getpid()}-{_next_id()}"),
+        raw_output_prefix=ctx.raw_output_prefix,
+        checkpoint=ctx.checkpoint,
+        logging=_USER_LOGGER,
+        execution_date=ctx.execution_date or _EPOCH,
+        attempt_number=ctx.attempt,
+        decks=[],
+        environment=ctx.environment,
+    )
+    token = _EXECUTION.set(params)
+    out: list[TaskResult] = []
+    append = out.append
+    try:
+        for i, lm in enumerate(inputs):
+            if prepare is not None:
+                prepare(i, params)
+            if params.decks:
+                params.decks = []
+            result = TaskResult()
+            _run(task, plan, lm, ctx, params, result)
+            append(result)
+    finally:
+        _EXECUTION.reset(token)
+        if data_token is not None:
+            from caddis.core._transformers._context import _current as _data_var
+
+            _data_var.reset(data_token)
+    return out
 
 
 _EPOCH = datetime.datetime.fromtimestamp(0, datetime.UTC)

@@ -181,3 +181,22 @@ def test_files_inside_dataclass_outputs_are_kept() -> None:
     r = wfs.report_wf(text="inside")
     with open(r.data) as fh:
         assert fh.read() == "inside"
+
+
+def test_map_items_get_their_own_context() -> None:
+    out = wfs.map_contexts(xs=[1, 2, 3])
+    dirs = [o.split("|")[0] for o in out]
+    ckpts = [o.split("|")[2] for o in out]
+    assert len(set(dirs)) == 3 and len(set(ckpts)) == 3
+    assert all(o.split("|")[1] == "0" for o in out)
+
+
+def test_execute_batch_matches_execute_task() -> None:
+    from caddis.core.type_engine import TypeEngine
+    from caddis.runtime import AttemptContext, execute_batch, execute_task
+
+    lms = [TypeEngine.dict_to_literal_map({"x": i}, {"x": int}) for i in range(4)]
+    batch = execute_batch(wfs.odd_fails, lms, AttemptContext())
+    single = [execute_task(wfs.odd_fails, lm) for lm in lms]
+    assert [r.outputs for r in batch] == [r.outputs for r in single]
+    assert [r.error is None for r in batch] == [True, False, True, False]

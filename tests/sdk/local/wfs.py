@@ -256,3 +256,14 @@ def make_report(text: str) -> Report:
 @workflow
 def report_wf(text: str) -> Report:
     return make_report(text=text)
+
+
+@task
+def where_am_i(x: int) -> str:
+    ctx = current_context()
+    return f"{ctx.working_directory}|{ctx.attempt_number}|{ctx.checkpoint.dest}"
+
+
+@workflow
+def map_contexts(xs: typing.List[int]) -> typing.List[str]:
+    return map_task(where_am_i)(x=xs)
