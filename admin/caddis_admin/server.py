@@ -215,7 +215,16 @@ def _name(module: Any, service: str) -> str:
 def _db_config(config: AdminConfig) -> Any:
     import dataclasses
 
-    return dataclasses.replace(config.database, url=config.database_url())
+    # Every RPC thread holds a connection while it runs, and the outbox dispatcher, the
+    # scheduler and metric scrapes take theirs too. A pool smaller than that makes threads
+    # open overflow connections, which are closed again on return: a new PostgreSQL
+    # connection (several ms) per RPC under load.
+    pool_size = max(config.database.pool_size, config.server.max_workers + _BACKGROUND_CONNECTIONS)
+    return dataclasses.replace(config.database, url=config.database_url(), pool_size=pool_size)
+
+
+# Connections used outside RPC threads: outbox dispatcher, scheduler, metrics collector.
+_BACKGROUND_CONNECTIONS = 3
 
 
 def serve(config: AdminConfig | None = None, *, clock: Clock | None = None) -> AdminServer:

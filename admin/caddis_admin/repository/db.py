@@ -18,7 +18,13 @@ from caddis._serving.db import (
     run_in_transaction,
     session_scope,
 )
-from caddis_admin.repository.store import DuplicateKeyError, Repos
+from caddis_admin.repository.store import (
+    GET_EXECUTION,
+    CompiledRead,
+    DuplicateKeyError,
+    Reads,
+    Repos,
+)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _VERSION_TABLE = "caddis_admin_alembic_version"
@@ -64,6 +70,24 @@ class Database:
             if self.is_sqlite
             else make_session_factory(self.engine.execution_options(isolation_level="AUTOCOMMIT"))
         )
+        # Single-statement reads (reads()) take driver connections from a pool of their own
+        # whose connections are opened in autocommit once, instead of switching a shared
+        # connection's mode at every checkout and back at every return. Its connections are
+        # opened lazily, so it only grows as far as concurrent reads go. SQLite connections
+        # already run statements outside transactions (the driver's autocommit mode).
+        self._read_engine: Engine = (
+            self.engine
+            if self.is_sqlite
+            else sa_create_engine(
+                url.set(drivername="postgresql+psycopg"),
+                isolation_level="AUTOCOMMIT",
+                pool_size=cfg.pool_size,
+                max_overflow=cfg.max_overflow,
+                pool_recycle=300,
+                echo=cfg.echo,
+            )
+        )
+        self._get_execution = CompiledRead(GET_EXECUTION, self._read_engine.dialect)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic ``upgrade head``).
@@ -103,6 +127,36 @@ class Database:
         with session_scope(factory, write=not readonly) as session:
             yield Repos(session, is_sqlite=self.is_sqlite)
 
+    def read(self, work: Callable[[Reads], T]) -> T:
+        """Run single-statement reads on a pooled driver connection (no ORM session).
+
+        Statements run in autocommit: one round trip each, no BEGIN/COMMIT. A connection
+        the server dropped (restart, idle timeout; there is no pre-ping) is discarded and
+        ``work`` repeated once on a fresh one.
+
+        Args:
+            work: The reads; safe to repeat.
+
+        Returns:
+            What ``work`` returned.
+        """
+        dialect = self._read_engine.dialect
+        for attempt in (1, 2):
+            conn = self._read_engine.raw_connection()
+            try:
+                cursor = conn.cursor()
+                try:
+                    return work(Reads(cursor, self._get_execution))
+                finally:
+                    cursor.close()
+            except dialect.loaded_dbapi.Error as exc:
+                if attempt == 2 or not dialect.is_disconnect(exc, conn.dbapi_connection, None):
+                    raise
+                conn.invalidate(exc)
+            finally:
+                conn.close()
+        raise AssertionError("unreachable")
+
     def run(self, work: Callable[[Repos], T], *, readonly: bool = False, attempts: int = 8) -> T:
         """Run ``work`` in a transaction, repeating it on deadlocks and lock timeouts.
 
@@ -127,3 +181,5 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._read_engine is not self.engine:
+            self._read_engine.dispose()

@@ -7,9 +7,22 @@ come back as the model objects of :mod:`caddis_admin.repository.models`, plain a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import Select, and_, delete, exists, func, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    Dialect,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -299,6 +312,85 @@ EXECUTION_COLUMNS: dict[str, Any] = {
     "mode": ExecutionRow.mode,
     "scheduled_at": ExecutionRow.scheduled_at,
 }
+
+
+class ExecutionRecord(NamedTuple):
+    """The columns of one execution that GetExecution builds its message from."""
+
+    project: str
+    domain: str
+    name: str
+    lp_name: str
+    lp_version: str
+    wf_name: str
+    wf_version: str
+    phase: int
+    admitted: bool
+    created_at: int
+    updated_at: int
+    started_at: int | None
+    ended_at: int | None
+    outputs_uri: str
+    spec: bytes
+    closure: bytes
+
+
+_EXECUTIONS = ExecutionRow.__table__
+# Just what GetExecution needs: the stored spec/closure bytes plus the columns the closure is
+# completed from, in ExecutionRecord's order.
+GET_EXECUTION: Select[Any] = select(*(_EXECUTIONS.c[f] for f in ExecutionRecord._fields)).where(
+    _EXECUTIONS.c.project == bindparam("project"),
+    _EXECUTIONS.c.domain == bindparam("domain"),
+    _EXECUTIONS.c.name == bindparam("name"),
+)
+
+
+class CompiledRead:
+    """A Core ``select`` compiled once for a dialect and run on a driver cursor.
+
+    The hottest reads skip SQLAlchemy's per-call work (connection wrapper, cache key,
+    parameter processing, result wrapping), which costs several times the driver's own:
+    they are single statements on plain columns that need none of it.
+
+    Args:
+        stmt: The statement; its parameters are named ``bindparam`` s.
+        dialect: The engine's dialect.
+    """
+
+    def __init__(self, stmt: Select[Any], dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self._order = tuple(compiled.positiontup or ()) if compiled.positional else None
+
+    def first(self, cursor: Any, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """Run the statement with ``params`` and return its first row, or None."""
+        args: Any = params if self._order is None else tuple(params[k] for k in self._order)
+        cursor.execute(self.sql, args)
+        row = cursor.fetchone()
+        return None if row is None else tuple(row)
+
+
+class Reads:
+    """Single-statement reads on a driver cursor, for the hottest read RPCs.
+
+    No ORM session and no object hydration: one precompiled query per call, whose row comes
+    back as a plain named tuple.
+
+    Args:
+        cursor: A DB-API cursor of a pooled connection in autocommit.
+        get_execution: :data:`GET_EXECUTION` compiled for the connection's dialect.
+    """
+
+    def __init__(self, cursor: Any, get_execution: CompiledRead) -> None:
+        self._cur = cursor
+        self._get_execution = get_execution
+
+    def execution(self, project: str, domain: str, name: str) -> ExecutionRecord | None:
+        """The columns of one execution that its message is built from, or None."""
+        row = self._get_execution.first(
+            self._cur, {"project": project, "domain": domain, "name": name}
+        )
+        return None if row is None else ExecutionRecord._make(row)
 
 
 class ExecutionRepo:

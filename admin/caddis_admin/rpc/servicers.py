@@ -270,7 +270,9 @@ class ExecutionServicer(ex_grpc.ExecutionServiceServicer):
     def GetExecution(
         self, request: ex.GetExecutionRequest, context: Ctx
     ) -> ex.GetExecutionResponse:
-        return ex.GetExecutionResponse(execution=self.m.get(request.id))
+        response = ex.GetExecutionResponse()
+        self.m.get(request.id, into=response.execution)
+        return response
 
     def ListExecutions(
         self, request: ex.ListExecutionsRequest, context: Ctx
