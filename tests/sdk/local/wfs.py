@@ -265,5 +265,5 @@ def where_am_i(x: int) -> str:
 
 
 @workflow
-def map_contexts(xs: typing.List[int]) -> typing.List[str]:
+def map_contexts(xs: list[int]) -> list[str]:
     return map_task(where_am_i)(x=xs)
