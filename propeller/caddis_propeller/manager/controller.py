@@ -432,7 +432,7 @@ class Controller:
         # it took before the next one, so task processes on this machine get the CPU and
         # completions pile up into fewer rounds (cheap rounds, e.g. a chain, go on at once).
         spent = time.perf_counter() - picked
-        pause = spent if spent > 0.02 else 0.0
+        pause = spent if spent > 0.05 else 0.0
         if result.changed or result.budget_exhausted:
             live.idle_rounds = 0
             self.queue.put(exec_id, now_m + pause)

@@ -191,7 +191,7 @@ class ProcessPlugin:
                     spec.code_bundle.digest,
                 ]
             if "--execution-id" not in args:
-                args += ["--execution-id", f"{e.project}/{e.domain}/{e.name}"]
+                args += ["--execution-id", f"{e.project}:{e.domain}:{e.name}"]
             if "--attempt" not in args:
                 args += ["--attempt", str(attempt.attempt)]
         if spec.HasField("code_bundle"):
@@ -203,6 +203,11 @@ class ProcessPlugin:
         env.setdefault("CADDIS_EXECUTION_NAME", e.name)
         env.setdefault("CADDIS_NODE_PATH", attempt.node_path)
         env.setdefault("CADDIS_ATTEMPT", str(attempt.attempt))
+        # Dynamic tasks reference the registered versions of the tasks they call.
+        tid = task.id
+        env.setdefault("CADDIS_PROJECT", tid.project)
+        env.setdefault("CADDIS_DOMAIN", tid.domain)
+        env.setdefault("CADDIS_VERSION", tid.version)
         warm = module is not None and not spec.image and self.pool is not None
         warm_key = (bundle_key or "") if warm else None
         return [*command, *args], env, module, warm_key
