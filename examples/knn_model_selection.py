@@ -81,9 +81,7 @@ def evaluate_model(
 
 
 @workflow
-def wf(
-    n_samples: int = 5000, n_repeats: int = 2, n_jobs: int = -1
-) -> list[list[str]]:
+def wf(n_samples: int = 5000, n_repeats: int = 2, n_jobs: int = -1) -> list[list[str]]:
     """Get the dataset and the models, then evaluate every model."""
     X, y = get_dataset(n_samples=n_samples)
     models = get_models()
