@@ -128,8 +128,14 @@ class FakePropeller(propeller_service_pb2_grpc.PropellerServiceServicer):
     aborts: list[prop.AbortExecutionRequest] = field(default_factory=list)
     port: int = 0
     server: grpc.Server | None = None
+    # When set, LaunchExecution answers with this status and message instead of launching.
+    refuse: tuple[grpc.StatusCode, str] | None = None
+    refused: list[str] = field(default_factory=list)
 
     def LaunchExecution(self, request, context):
+        if self.refuse is not None:
+            self.refused.append(request.execution_id.name)
+            context.abort(*self.refuse)
         already = any(r.execution_id == request.execution_id for r in self.launches)
         if not already:
             self.launches.append(request)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
@@ -22,11 +23,33 @@ _log = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
-    """Delivery failed; ``permanent`` ones are not retried."""
+    """Delivery failed; ``permanent`` ones are not retried.
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    Args:
+        message: What happened, for logs and the execution's error.
+        permanent: Repeating the same message cannot succeed.
+        code: The status code name propeller answered with (``INVALID_ARGUMENT``), empty
+            when it was not reached.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, code: str = "") -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.code = code
+
+
+# Answers to LaunchExecution that mean propeller will never run this execution as sent (its
+# closure or inputs are unusable): the execution fails with the reason instead of staying
+# QUEUED forever.
+LAUNCH_REFUSED_CODES = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION"})
+
+
+class LaunchRefusedHandler(Protocol):
+    """Marks an execution failed because propeller refused to launch it."""
+
+    def __call__(self, repos: Repos, execution_id: int, reason: str) -> None:
+        """Called inside the transaction that settles the outbox message."""
+        ...
 
 
 class PropellerClient(Protocol):
@@ -47,11 +70,18 @@ class Dispatcher:
     Args:
         ctx: The shared admin context.
         client: The propeller client; None holds every message until one is configured.
+        on_launch_refused: Fails an execution whose launch propeller refused outright.
     """
 
-    def __init__(self, ctx: AdminContext, client: PropellerClient | None) -> None:
+    def __init__(
+        self,
+        ctx: AdminContext,
+        client: PropellerClient | None,
+        on_launch_refused: LaunchRefusedHandler | None = None,
+    ) -> None:
         self.ctx = ctx
         self.client = client
+        self.on_launch_refused = on_launch_refused
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,16 +126,16 @@ class Dispatcher:
         now = _now_us()
         lease = now + int((cfg.rpc_timeout_s + 5) * 1_000_000)
 
-        def claim(repos: Repos) -> list[tuple[int, str, bytes, int]]:
+        def claim(repos: Repos) -> list[tuple[int, str, bytes, int, int]]:
             got = []
             for row in repos.outbox.due(now, cfg.batch):
                 if repos.outbox.claim(row.id, now, lease):
-                    got.append((row.id, row.kind, row.payload, row.attempts + 1))
+                    got.append((row.id, row.kind, row.payload, row.attempts + 1, row.execution_id))
             return got
 
         batch = self.ctx.db.run(claim)
         progressed = False
-        for row_id, kind, payload, attempts in batch:
+        for row_id, kind, payload, attempts, execution_id in batch:
             if self._stop.is_set():
                 break
             try:
@@ -113,7 +143,15 @@ class Dispatcher:
             except DeliveryError as exc:
                 if exc.permanent:
                     _log.error("outbox message %d refused by propeller: %s", row_id, exc)
-                    self.ctx.db.run(partial(_refused, row_id=row_id, error=str(exc)))
+                    fail = None
+                    if (
+                        kind == "launch"
+                        and exc.code in LAUNCH_REFUSED_CODES
+                        and self.on_launch_refused is not None
+                    ):
+                        fail = partial(self.on_launch_refused, execution_id=execution_id)
+                    self.ctx.db.run(partial(_refused, row_id=row_id, error=str(exc), fail=fail))
+                    self.wake()  # a failed execution may have freed a quota slot
                     continue
                 backoff = min(cfg.max_backoff_s, cfg.initial_backoff_s * 2 ** (attempts - 1))
                 retry_at = _now_us() + int(backoff * 1_000_000)
@@ -138,10 +176,12 @@ def _delivered(repos: Repos, *, row_id: int) -> None:
     repos.outbox.delivered(row_id, _now_us())
 
 
-def _refused(repos: Repos, *, row_id: int, error: str) -> None:
+def _refused(repos: Repos, *, row_id: int, error: str, fail: Callable[..., None] | None) -> None:
     # Never retried: marked done, with the reason kept for operators.
     repos.outbox.delivered(row_id, _now_us())
     repos.outbox.failed(row_id, 0, error)
+    if fail is not None:
+        fail(repos, reason=error)
 
 
 def _now_us() -> int:

@@ -51,6 +51,7 @@ class GrpcPropellerClient:
             raise DeliveryError(
                 f"propeller at {self.address}: {code.name}: {detail}",
                 permanent=code not in _RETRYABLE,
+                code=code.name,
             ) from exc
 
     def close(self) -> None:
