@@ -25,6 +25,7 @@ from caddis_admin.manager.executions import ExecutionManager, phase_name
 from caddis_admin.manager.outbox import Dispatcher
 from caddis_admin.manager.registration import RegistrationManager
 from caddis_admin.manager.scheduler import Scheduler
+from caddis_admin.manager.signals import SignalManager
 from caddis_admin.repository.db import Database
 from caddis_admin.rpc import servicers as s
 from caddis_admin.rpc.propeller_client import GrpcPropellerClient
@@ -41,6 +42,8 @@ from caddis_idl.admin.v1 import (
     node_execution_service_pb2_grpc,
     project_service_pb2,
     project_service_pb2_grpc,
+    signal_service_pb2,
+    signal_service_pb2_grpc,
     task_execution_service_pb2,
     task_execution_service_pb2_grpc,
     task_service_pb2,
@@ -115,8 +118,11 @@ class AdminServer:
         self.registration = RegistrationManager(self.ctx)
         self.executions = ExecutionManager(self.ctx)
         self.events = EventManager(self.ctx, self.executions)
+        self.signals = SignalManager(self.ctx)
         client = GrpcPropellerClient(config.propeller_address) if config.propeller_address else None
-        self.dispatcher = Dispatcher(self.ctx, client)
+        self.dispatcher = Dispatcher(
+            self.ctx, client, on_launch_refused=self.executions.fail_refused_launch
+        )
         hooks.wake_dispatcher = self.dispatcher.wake
         Gauge(
             "caddis_admin_outbox_pending",
@@ -168,6 +174,11 @@ class AdminServer:
             _name(task_execution_service_pb2, "TaskExecutionService"),
             task_execution_service_pb2_grpc.add_TaskExecutionServiceServicer_to_server,
             s.TaskExecutionServicer(evm),
+        )
+        g.add_service(
+            _name(signal_service_pb2, "SignalService"),
+            signal_service_pb2_grpc.add_SignalServiceServicer_to_server,
+            s.SignalServicer(self.signals),
         )
         g.add_service(
             _name(event_service_pb2, "EventService"),

@@ -21,6 +21,7 @@ from caddis_idl.admin.v1 import (
     launch_plan_service_pb2_grpc,
     node_execution_service_pb2_grpc,
     project_service_pb2_grpc,
+    signal_service_pb2_grpc,
     task_execution_service_pb2_grpc,
     task_service_pb2_grpc,
     workflow_service_pb2_grpc,
@@ -53,6 +54,7 @@ class Stubs:
         self.nodes = node_execution_service_pb2_grpc.NodeExecutionServiceStub(channel)
         self.task_executions = task_execution_service_pb2_grpc.TaskExecutionServiceStub(channel)
         self.events = event_service_pb2_grpc.EventServiceStub(channel)
+        self.signals = signal_service_pb2_grpc.SignalServiceStub(channel)
 
 
 @pytest.fixture

@@ -247,8 +247,23 @@ class EventManager:
         ident: identifier_pb2.WorkflowExecutionIdentifier,
         parent_node_id: str,
         options: common_pb2.ListOptions,
+        *,
+        all_levels: bool = False,
     ) -> tuple[list[node_execution_pb2.NodeExecution], str]:
-        """A page of node executions at the top level, or under a parent node."""
+        """A page of node executions at the top level, under a parent node, or at every level.
+
+        Args:
+            ident: The execution.
+            parent_node_id: Node id whose direct children are listed; empty for the top level.
+            options: Filters, sort and paging.
+            all_levels: List every node of the execution (``parent_node_id`` is ignored).
+
+        Returns:
+            The page and the next page's token.
+
+        Raises:
+            NotFoundError: The execution, or the parent node, does not exist.
+        """
         query = list_query(
             options, {"phase": enum_value(core_exec.NodeExecutionPhase, "NODE_EXECUTION_PHASE_")}
         )
@@ -257,14 +272,16 @@ class EventManager:
             if execution is None:
                 raise NotFoundError(f"execution {_exec_name(ident)} does not exist")
             parent_id = None
-            if parent_node_id:
+            if parent_node_id and not all_levels:
                 parent = repos.node_executions.get(execution.id, parent_node_id)
                 if parent is None:
                     raise NotFoundError(
                         f"node {parent_node_id!r} of execution {_exec_name(ident)} does not exist"
                     )
                 parent_id = parent.id
-            rows, token = repos.node_executions.page(execution.id, parent_id, query)
+            rows, token = repos.node_executions.page(
+                execution.id, parent_id, query, all_levels=all_levels
+            )
             return [tf.node_execution_to_proto(r) for r in rows], token
 
     def node_data(

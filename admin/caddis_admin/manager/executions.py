@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from google.protobuf import timestamp_pb2
@@ -120,6 +121,7 @@ class ExecutionManager:
             AlreadyExistsError: The name is taken (unless ``idempotent``).
         """
         self.ctx.check_domain(req.project, req.domain)
+        check_tags(req.spec.tags, "spec.tags")
         name = req.name or new_execution_name()
         locations.join("file:///x", name)  # refuses names that cannot be a path segment
         with self.ctx.db.transaction(readonly=True) as repos:
@@ -155,6 +157,7 @@ class ExecutionManager:
 
         spec = self._effective_spec(req, lp, lp_spec)
         labels = dict(spec.labels.values)
+        tags = list(spec.tags)
         now = self.ctx.now_us()
         row = ExecutionRow(
             project=req.project,
@@ -226,7 +229,7 @@ class ExecutionManager:
                 repos.lock_quota(req.project, req.domain)
                 running = repos.executions.count_running(req.project, req.domain, TERMINAL_PHASES)
                 fresh.admitted = running < limit
-            repos.executions.add(fresh, labels)
+            repos.executions.add(fresh, labels, tags)
             repos.outbox.add("launch", fresh.id, payload, now, held=not fresh.admitted)
 
         try:
@@ -313,6 +316,10 @@ class ExecutionManager:
             spec.interruptible = lp_spec.interruptible
         if not spec.notifications:
             spec.notifications.extend(lp_spec.notifications)
+        if len(set(spec.tags)) != len(spec.tags):
+            unique = list(dict.fromkeys(spec.tags))
+            del spec.tags[:]
+            spec.tags.extend(unique)
         return spec
 
     # -- read --------------------------------------------------------------------------------
@@ -543,13 +550,34 @@ class ExecutionManager:
         return closure
 
     def update(
-        self, ident: identifier_pb2.WorkflowExecutionIdentifier, state: int
+        self,
+        ident: identifier_pb2.WorkflowExecutionIdentifier,
+        state: int,
+        add_tags: Sequence[str] = (),
+        remove_tags: Sequence[str] = (),
     ) -> execution_pb2.Execution:
-        """Archive or unarchive an execution (state only)."""
+        """Archive or unarchive an execution, and add or remove its tags.
+
+        Args:
+            ident: Which execution.
+            state: The new ExecutionState; UNSPECIFIED leaves it unchanged.
+            add_tags: Tags to add; ones already present are ignored.
+            remove_tags: Tags to remove; absent ones are ignored. A tag in both lists ends
+                up present (removal first, then addition).
+
+        Returns:
+            The execution after the update.
+
+        Raises:
+            NotFoundError: No such execution.
+            InvalidArgumentError: A tag is empty or too long.
+        """
+        check_tags(add_tags, "add_tags")
+        check_tags(remove_tags, "remove_tags")
         now = self.ctx.now_us()
 
         def work(repos: Repos) -> execution_pb2.Execution:
-            row = repos.executions.get(ident.project, ident.domain, ident.name)
+            row = repos.executions.get_for_update(ident.project, ident.domain, ident.name)
             if row is None:
                 raise NotFoundError(
                     f"execution {_fmt_exec(ident.project, ident.domain, ident.name)} does not exist"
@@ -562,10 +590,61 @@ class ExecutionManager:
                 closure.state_change_details.occurred_at.CopyFrom(tf.timestamp(now))
                 row.closure = closure.SerializeToString()
                 row.updated_at = now
-                repos.executions.flush()
+            if add_tags or remove_tags:
+                spec = execution_pb2.ExecutionSpec.FromString(row.spec)
+                removed = set(remove_tags)
+                tags = [t for t in spec.tags if t not in removed]
+                tags.extend(t for t in dict.fromkeys(add_tags) if t not in tags)
+                if tags != list(spec.tags):
+                    del spec.tags[:]
+                    spec.tags.extend(tags)
+                    row.spec = spec.SerializeToString(deterministic=True)
+                    row.updated_at = now
+                repos.executions.change_tags(row.id, list(add_tags), list(remove_tags))
+            repos.executions.flush()
             return tf.execution_to_proto(row)
 
         return self.ctx.db.run(work)
+
+    def fail_refused_launch(self, repos: Repos, execution_id: int, reason: str) -> None:
+        """Mark an execution FAILED because propeller refused to launch it.
+
+        Runs in the dispatcher's transaction that settles the refused hand-over; an
+        execution that already ended (or is being terminated) is left alone.
+
+        Args:
+            repos: The open transaction.
+            execution_id: The execution's row id.
+            reason: What propeller answered.
+        """
+        row = repos.executions.by_id(execution_id)
+        if row is None or row.phase in TERMINAL_PHASES:
+            return
+        now = self.ctx.now_us()
+        closure = execution_pb2.ExecutionClosure()
+        if row.closure:
+            closure.ParseFromString(row.closure)
+        if row.phase == core_exec.WORKFLOW_EXECUTION_PHASE_ABORTING:
+            # Terminated before propeller took it: nothing runs, so the abort is complete.
+            row.phase = core_exec.WORKFLOW_EXECUTION_PHASE_ABORTED
+        else:
+            row.phase = core_exec.WORKFLOW_EXECUTION_PHASE_FAILED
+            closure.error.CopyFrom(
+                core_exec.ExecutionError(
+                    code="SYSTEM:LaunchRefused",
+                    message=f"propeller refused to launch the execution: {reason}",
+                    kind=core_exec.ERROR_KIND_SYSTEM,
+                    recoverable=False,
+                    timestamp=tf.timestamp(now),
+                )
+            )
+        row.closure = closure.SerializeToString()
+        row.updated_at = now
+        row.ended_at = now
+        row.last_event_at = max(row.last_event_at, now)
+        repos.executions.flush()
+        self.admit_waiting(repos, row.project, row.domain)
+        self.ctx.hooks.execution_phase(phase_name(row.phase))
 
     # -- quota -------------------------------------------------------------------------------
 
@@ -596,6 +675,26 @@ class ExecutionManager:
 
 
 _ROW_FIELDS = [c.key for c in ExecutionRow.__table__.columns if c.key != "id"]
+
+
+MAX_TAG_LENGTH = 255
+
+
+def check_tags(tags: Iterable[str], field: str) -> None:
+    """Refuse empty tags and tags longer than a tag column holds.
+
+    Raises:
+        InvalidArgumentError: Naming every bad tag.
+    """
+    problems = [
+        f"tag {t[:40]!r}... is longer than {MAX_TAG_LENGTH} characters"
+        if len(t) > MAX_TAG_LENGTH
+        else "tags cannot be empty"
+        for t in tags
+        if not t or len(t) > MAX_TAG_LENGTH
+    ]
+    if problems:
+        raise InvalidArgumentError(join_messages(dict.fromkeys(problems)), field=field)
 
 
 def check_inputs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from croniter import croniter
@@ -17,8 +18,10 @@ from caddis_admin.manager.context import (
     AdminContext,
     differences,
     digest,
+    enum_value,
     join_messages,
     list_query,
+    parse_time,
 )
 from caddis_admin.manager.literals import describe_literal, describe_type, literal_matches
 from caddis_admin.repository import transformers as tf
@@ -134,10 +137,33 @@ class RegistrationManager:
                 raise NotFoundError(f"project {project_id!r} does not exist")
             return tf.project_to_proto(row, self.ctx.config.domains)
 
-    def list_projects(self) -> list[project_pb2.Project]:
-        """Every project."""
+    def list_projects(
+        self, options: common_pb2.ListOptions | None = None
+    ) -> tuple[list[project_pb2.Project], str]:
+        """A page of projects; by id ascending unless the options sort otherwise.
+
+        Filter fields: id, name, state (ACTIVE / ARCHIVED), created_at.
+
+        Args:
+            options: Paging, filters and sort.
+
+        Returns:
+            The page and the next page's token (empty on the last page).
+        """
+        opts = options or common_pb2.ListOptions()
+        query = list_query(
+            opts,
+            {
+                "state": enum_value(project_pb2.ProjectState, "PROJECT_STATE_"),
+                "created_at": parse_time,
+            },
+            default_sort="id",
+        )
+        if not opts.sort_by.key:
+            query = dataclasses.replace(query, ascending=True)
         with self.ctx.db.transaction(readonly=True) as repos:
-            return [tf.project_to_proto(r, self.ctx.config.domains) for r in repos.projects.all()]
+            rows, token = repos.projects.page(query)
+            return [tf.project_to_proto(r, self.ctx.config.domains) for r in rows], token
 
     # -- tasks -------------------------------------------------------------------------------
 

@@ -181,6 +181,44 @@ class ExecutionLabelRow(Base):
     value: Mapped[str] = mapped_column(String(255))
 
 
+class ExecutionTagRow(Base):
+    """One tag of an execution, a row each so that tag filters use an index."""
+
+    __tablename__ = "execution_tags"
+    __table_args__ = (Index("ix_execution_tags_tag", "tag", "execution_id"),)
+
+    execution_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class SignalRow(Base):
+    """A signal a gate node waits for: its declared type and, once set, its value.
+
+    Keyed by the execution's identifier rather than a foreign key: propeller may ask for a
+    signal of an execution before (or without) admin knowing it, as Flyte allows.
+    """
+
+    __tablename__ = "signals"
+    __table_args__ = (
+        UniqueConstraint("project", "domain", "execution_name", "signal_id"),
+        Index("ix_signals_list", "project", "domain", "execution_name", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(255))
+    domain: Mapped[str] = mapped_column(String(255))
+    execution_name: Mapped[str] = mapped_column(String(255))
+    signal_id: Mapped[str] = mapped_column(String(255))
+    # Serialized LiteralType / Literal; value is NULL until someone sets it.
+    type: Mapped[bytes] = mapped_column(LargeBinary)
+    value: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    principal: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    set_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 class NodeExecutionRow(Base):
     """A node execution, built from node events."""
 

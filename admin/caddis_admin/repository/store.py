@@ -33,6 +33,7 @@ from caddis_admin.repository.models import (
     EventRecordRow,
     ExecutionLabelRow,
     ExecutionRow,
+    ExecutionTagRow,
     LaunchPlanRow,
     LeaseRow,
     NodeExecutionRow,
@@ -40,6 +41,7 @@ from caddis_admin.repository.models import (
     ProjectRow,
     ScheduleRunRow,
     ScheduleStateRow,
+    SignalRow,
     TaskExecutionRow,
     TaskRow,
     WorkflowRow,
@@ -122,6 +124,13 @@ def _apply_filters(
     stmt: Select[Any], filters: Sequence[Filter], columns: dict[str, Any], what: str
 ) -> Select[Any]:
     for f in filters:
+        if f.field == "tags" and what == "executions":
+            tag_cond = and_(
+                ExecutionTagRow.execution_id == ExecutionRow.id,
+                _condition(ExecutionTagRow.tag, f.op, f.value),
+            )
+            stmt = stmt.where(exists().where(tag_cond))
+            continue
         if f.field.startswith("labels.") and what == "executions":
             key = f.field.removeprefix("labels.")
             label_cond = and_(
@@ -164,6 +173,49 @@ class ProjectRepo:
     def all(self) -> list[ProjectRow]:
         """Every project, by id."""
         return list(self._s.scalars(select(ProjectRow).order_by(ProjectRow.id)))
+
+    def page(self, query: ListQuery) -> tuple[list[ProjectRow], str]:
+        """A page of projects, sorted by ``id``, ``name`` or ``created_at`` (then id).
+
+        Keyset paging like :func:`_paged`, with the project id (a string) as tie-break.
+        """
+        columns: dict[str, Any] = {
+            "id": ProjectRow.id,
+            "name": ProjectRow.name,
+            "state": ProjectRow.state,
+            "created_at": ProjectRow.created_at,
+        }
+        sort_key = query.sort_key
+        col = columns.get(sort_key)
+        if col is None or sort_key == "state":
+            raise InvalidArgumentError(
+                f"cannot sort projects by {sort_key!r}; sortable keys: created_at, id, name",
+                field="sort_by",
+            )
+        stmt = _apply_filters(select(ProjectRow), query.filters, columns, "projects")
+        if query.token:
+            value, _ = decode_token(query.token, sort_key)
+            if sort_key == "id":
+                stmt = stmt.where(
+                    ProjectRow.id > value if query.ascending else ProjectRow.id < value
+                )
+            else:
+                if not isinstance(value, list) or len(value) != 2:
+                    raise InvalidArgumentError(f"page token {query.token!r} is malformed")
+                key = tuple_(col, ProjectRow.id)
+                bound = tuple_(literal(value[0], col.type), literal(value[1], ProjectRow.id.type))
+                stmt = stmt.where(key > bound if query.ascending else key < bound)
+        keys = [col] if sort_key == "id" else [col, ProjectRow.id]
+        stmt = stmt.order_by(*(k.asc() if query.ascending else k.desc() for k in keys))
+        limit = max(1, min(query.limit or 100, 10_000))
+        rows = list(self._s.scalars(stmt.limit(limit + 1)))
+        token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            value = last.id if sort_key == "id" else [getattr(last, col.key), last.id]
+            token = encode_token(sort_key, value, 0)
+        return rows, token
 
 
 E = TypeVar("E", TaskRow, WorkflowRow, LaunchPlanRow)
@@ -425,8 +477,8 @@ class ExecutionRepo:
         """The execution with this row id, or None."""
         return self._s.get(ExecutionRow, execution_id)
 
-    def add(self, row: ExecutionRow, labels: dict[str, str]) -> None:
-        """Insert an execution and its labels.
+    def add(self, row: ExecutionRow, labels: dict[str, str], tags: Sequence[str] = ()) -> None:
+        """Insert an execution, its labels and its tags.
 
         No savepoint (it costs two round trips on the hot path): when the name is taken the
         whole transaction fails and ``Database.run`` raises :class:`DuplicateKeyError`.
@@ -435,6 +487,28 @@ class ExecutionRepo:
         self._s.flush()
         for key, value in labels.items():
             self._s.add(ExecutionLabelRow(execution_id=row.id, key=key, value=value))
+        for tag in tags:
+            self._s.add(ExecutionTagRow(execution_id=row.id, tag=tag))
+
+    def change_tags(self, execution_id: int, add: Sequence[str], remove: Sequence[str]) -> None:
+        """Add and remove tags of an execution (the caller keeps its spec in step)."""
+        if remove:
+            self._s.execute(
+                delete(ExecutionTagRow).where(
+                    ExecutionTagRow.execution_id == execution_id,
+                    ExecutionTagRow.tag.in_(list(remove)),
+                )
+            )
+        present = set(
+            self._s.scalars(
+                select(ExecutionTagRow.tag).where(ExecutionTagRow.execution_id == execution_id)
+            )
+        )
+        for tag in add:
+            if tag not in present:
+                self._s.add(ExecutionTagRow(execution_id=execution_id, tag=tag))
+                present.add(tag)
+        self._s.flush()
 
     def page(self, project: str, domain: str, query: ListQuery) -> tuple[list[ExecutionRow], str]:
         """A page of executions of a project+domain."""
@@ -519,9 +593,25 @@ class NodeExecutionRepo:
         return row
 
     def page(
-        self, execution_id: int, parent_id: int | None, query: ListQuery
+        self,
+        execution_id: int,
+        parent_id: int | None,
+        query: ListQuery,
+        *,
+        all_levels: bool = False,
     ) -> tuple[list[NodeExecutionRow], str]:
-        """A page of node executions of an execution, at top level or under ``parent_id``."""
+        """A page of node executions of an execution.
+
+        Args:
+            execution_id: The execution's row id.
+            parent_id: Row id of the parent node whose children are listed; None for the
+                top level.
+            query: Filters, sort and paging.
+            all_levels: List nodes at every level (``parent_id`` is ignored).
+
+        Returns:
+            The rows and the next page's token.
+        """
         columns = {
             "created_at": NodeExecutionRow.created_at,
             "node_id": NodeExecutionRow.node_id,
@@ -531,7 +621,9 @@ class NodeExecutionRepo:
         stmt: Select[Any] = select(NodeExecutionRow).where(
             NodeExecutionRow.execution_id == execution_id
         )
-        if parent_id is None:
+        if all_levels:
+            pass
+        elif parent_id is None:
             stmt = stmt.where(NodeExecutionRow.parent_id.is_(None))
         else:
             stmt = stmt.where(NodeExecutionRow.parent_id == parent_id)
@@ -796,6 +888,62 @@ class ScheduleRepo:
         self._s.execute(delete(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder))
 
 
+SIGNAL_COLUMNS: dict[str, Any] = {
+    "signal_id": SignalRow.signal_id,
+    "created_at": SignalRow.created_at,
+    "set_at": SignalRow.set_at,
+}
+
+
+class SignalRepo:
+    """Signals of executions."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def get(
+        self, project: str, domain: str, execution_name: str, signal_id: str, *, lock: bool = False
+    ) -> SignalRow | None:
+        """One signal, or None; ``lock`` holds the row until the transaction ends."""
+        stmt = select(SignalRow).where(
+            SignalRow.project == project,
+            SignalRow.domain == domain,
+            SignalRow.execution_name == execution_name,
+            SignalRow.signal_id == signal_id,
+        )
+        if lock:
+            stmt = stmt.with_for_update()
+        return self._s.scalars(stmt).first()
+
+    def add(self, row: SignalRow) -> SignalRow:
+        """Insert a signal, or return the one a concurrent caller inserted first."""
+        try:
+            with self._s.begin_nested():
+                self._s.add(row)
+        except IntegrityError:
+            existing = self.get(row.project, row.domain, row.execution_name, row.signal_id)
+            if existing is None:
+                raise
+            return existing
+        return row
+
+    def page(
+        self, project: str, domain: str, execution_name: str, query: ListQuery
+    ) -> tuple[list[SignalRow], str]:
+        """A page of the signals of an execution."""
+        stmt: Select[Any] = select(SignalRow).where(
+            SignalRow.project == project,
+            SignalRow.domain == domain,
+            SignalRow.execution_name == execution_name,
+        )
+        stmt = _apply_filters(stmt, query.filters, SIGNAL_COLUMNS, "signals")
+        return _paged(self._s, SignalRow, stmt, query, SIGNAL_COLUMNS)
+
+    def flush(self) -> None:
+        """Write pending changes of loaded rows now."""
+        self._s.flush()
+
+
 def _entity_columns(model: Any) -> dict[str, Any]:
     return {
         "created_at": model.created_at,
@@ -825,6 +973,7 @@ class Repos:
         self.events = EventRepo(session)
         self.outbox = OutboxRepo(session)
         self.schedules = ScheduleRepo(session)
+        self.signals = SignalRepo(session)
 
     def add(self, row: Base) -> None:
         """Stage a new row of any table."""

@@ -14,6 +14,7 @@ from caddis._serving.errors import InvalidArgumentError, NotFoundError
 from caddis_admin.manager.events import EventManager
 from caddis_admin.manager.executions import ExecutionManager, LaunchRequest
 from caddis_admin.manager.registration import RegistrationManager
+from caddis_admin.manager.signals import SignalManager
 from caddis_idl.admin.v1 import (
     code_bundle_service_pb2 as cb,
 )
@@ -49,6 +50,12 @@ from caddis_idl.admin.v1 import (
 )
 from caddis_idl.admin.v1 import (
     project_service_pb2_grpc as pj_grpc,
+)
+from caddis_idl.admin.v1 import (
+    signal_service_pb2 as sg,
+)
+from caddis_idl.admin.v1 import (
+    signal_service_pb2_grpc as sg_grpc,
 )
 from caddis_idl.admin.v1 import (
     task_execution_service_pb2 as te,
@@ -89,7 +96,8 @@ class ProjectServicer(pj_grpc.ProjectServiceServicer):
     def ListProjects(
         self, request: pj.ListProjectsRequest, context: Ctx
     ) -> pj.ListProjectsResponse:
-        return pj.ListProjectsResponse(projects=self.m.list_projects())
+        items, token = self.m.list_projects(request.options)
+        return pj.ListProjectsResponse(projects=items, next_token=token)
 
     def UpdateProject(
         self, request: pj.UpdateProjectRequest, context: Ctx
@@ -295,7 +303,11 @@ class ExecutionServicer(ex_grpc.ExecutionServiceServicer):
     def UpdateExecution(
         self, request: ex.UpdateExecutionRequest, context: Ctx
     ) -> ex.UpdateExecutionResponse:
-        return ex.UpdateExecutionResponse(execution=self.m.update(request.id, request.state))
+        return ex.UpdateExecutionResponse(
+            execution=self.m.update(
+                request.id, request.state, list(request.add_tags), list(request.remove_tags)
+            )
+        )
 
 
 class NodeExecutionServicer(ne_grpc.NodeExecutionServiceServicer):
@@ -313,7 +325,10 @@ class NodeExecutionServicer(ne_grpc.NodeExecutionServiceServicer):
         self, request: ne.ListNodeExecutionsRequest, context: Ctx
     ) -> ne.ListNodeExecutionsResponse:
         items, token = self.m.list_nodes(
-            request.execution_id, request.unique_parent_id, request.options
+            request.execution_id,
+            request.unique_parent_id,
+            request.options,
+            all_levels=request.all_levels,
         )
         return ne.ListNodeExecutionsResponse(node_executions=items, next_token=token)
 
@@ -346,6 +361,26 @@ class TaskExecutionServicer(te_grpc.TaskExecutionServiceServicer):
     ) -> te.GetTaskExecutionDataResponse:
         inputs, outputs = self.m.task_data(request.id)
         return te.GetTaskExecutionDataResponse(inputs=inputs, outputs=outputs)
+
+
+class SignalServicer(sg_grpc.SignalServiceServicer):
+    """SignalService: signals that gate nodes wait for."""
+
+    def __init__(self, signals: SignalManager) -> None:
+        self.m = signals
+
+    def GetOrCreateSignal(
+        self, request: sg.GetOrCreateSignalRequest, context: Ctx
+    ) -> sg.GetOrCreateSignalResponse:
+        return sg.GetOrCreateSignalResponse(signal=self.m.get_or_create(request.id, request.type))
+
+    def ListSignals(self, request: sg.ListSignalsRequest, context: Ctx) -> sg.ListSignalsResponse:
+        items, token = self.m.list_signals(request.execution_id, request.options)
+        return sg.ListSignalsResponse(signals=items, next_token=token)
+
+    def SetSignal(self, request: sg.SetSignalRequest, context: Ctx) -> sg.SetSignalResponse:
+        self.m.set(request.id, request.value)
+        return sg.SetSignalResponse()
 
 
 class EventServicer(ev_grpc.EventServiceServicer):
