@@ -78,7 +78,7 @@ class SignalServiceServicer:
 
     def SetSignal(self, request, context):
         """SetSignal sets a signal's value. Fails with NOT_FOUND if nobody asked for the signal yet,
-        INVALID_ARGUMENT if the value does not have the signal's type, and FAILED_PRECONDITION if a
+        INVALID_ARGUMENT if the value does not have the signal's type, and ALREADY_EXISTS if a
         different value was already set (setting the same value again is a no-op success).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

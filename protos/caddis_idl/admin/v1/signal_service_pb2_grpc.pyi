@@ -46,7 +46,7 @@ class SignalServiceStub:
     """
     SetSignal: _grpc.UnaryUnaryMultiCallable[_signal_service_pb2.SetSignalRequest, _signal_service_pb2.SetSignalResponse]
     """SetSignal sets a signal's value. Fails with NOT_FOUND if nobody asked for the signal yet,
-    INVALID_ARGUMENT if the value does not have the signal's type, and FAILED_PRECONDITION if a
+    INVALID_ARGUMENT if the value does not have the signal's type, and ALREADY_EXISTS if a
     different value was already set (setting the same value again is a no-op success).
     """
 
@@ -68,7 +68,7 @@ class SignalServiceAsyncStub(SignalServiceStub):
     """
     SetSignal: _aio.UnaryUnaryMultiCallable[_signal_service_pb2.SetSignalRequest, _signal_service_pb2.SetSignalResponse]  # type: ignore[assignment]
     """SetSignal sets a signal's value. Fails with NOT_FOUND if nobody asked for the signal yet,
-    INVALID_ARGUMENT if the value does not have the signal's type, and FAILED_PRECONDITION if a
+    INVALID_ARGUMENT if the value does not have the signal's type, and ALREADY_EXISTS if a
     different value was already set (setting the same value again is a no-op success).
     """
 
@@ -105,7 +105,7 @@ class SignalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_signal_service_pb2.SetSignalResponse, _abc.Awaitable[_signal_service_pb2.SetSignalResponse]]:
         """SetSignal sets a signal's value. Fails with NOT_FOUND if nobody asked for the signal yet,
-        INVALID_ARGUMENT if the value does not have the signal's type, and FAILED_PRECONDITION if a
+        INVALID_ARGUMENT if the value does not have the signal's type, and ALREADY_EXISTS if a
         different value was already set (setting the same value again is a no-op success).
         """
 
