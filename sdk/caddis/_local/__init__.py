@@ -30,6 +30,24 @@ import time
 import uuid
 from typing import Any
 
+from caddis._local.runner import (
+    EntityResolver,
+    InProcessTaskRunner,
+    MemoryDataStore,
+    RunDirectory,
+    blob_uris,
+)
+from caddis.core._transformers._context import DataContext, data_context
+from caddis.core.gate import LocalGates
+from caddis.core.settings import serialization_settings
+from caddis.core.type_engine import TypeEngine
+from caddis.core.workflow import WorkflowBase
+from caddis_idl.core.v1 import identifier_pb2, literals_pb2
+from caddis_propeller.engine import Engine
+
+# Imported at module level on purpose: this package is loaded only when something runs
+# locally (or by `caddis cache`), and per-run function-level imports cost measurably.
+
 __all__ = ["LocalExecutionError", "execute_entity", "local_cache"]
 
 
@@ -168,10 +186,6 @@ def _prepare(entity: Any) -> _Prepared:
     prepared = _PREPARED.get(id(entity))
     if prepared is not None and prepared.entity is entity:
         return prepared
-    from caddis._local.runner import EntityResolver
-    from caddis.core.settings import serialization_settings
-    from caddis.core.workflow import WorkflowBase
-    from caddis_propeller.engine import Engine
 
     workflow = entity if isinstance(entity, WorkflowBase) else _wrap(entity)
     with serialization_settings(_settings()):
@@ -185,8 +199,6 @@ def _prepare(entity: Any) -> _Prepared:
 
 
 def _to_literals(entity: Any, inputs: dict[str, Any]) -> Any:
-    from caddis.core.type_engine import TypeEngine
-    from caddis_idl.core.v1 import literals_pb2
 
     iface = entity.python_interface
     lm = literals_pb2.LiteralMap()
@@ -210,7 +222,6 @@ def _to_literals(entity: Any, inputs: dict[str, Any]) -> Any:
 
 
 def _from_literals(entity: Any, outputs: Any) -> Any:
-    from caddis.core.type_engine import TypeEngine
 
     iface = entity.python_interface
     names = list(iface.outputs)
@@ -262,7 +273,6 @@ class _InlineLaunchPlans:
 
 
 def _literal_inputs_for_lp(lp: Any, inputs: Any) -> Any:
-    from caddis_idl.core.v1 import literals_pb2
 
     lm = literals_pb2.LiteralMap()
     for k, v in getattr(lp, "default_literals", {}).items():
@@ -278,8 +288,6 @@ def _binary_attr(binary: Any, path: Any) -> Any:
     """Attribute access into a msgpack Binary literal (dataclass outputs)."""
     import msgpack
 
-    from caddis.core.type_engine import TypeEngine
-
     obj = msgpack.unpackb(binary.value, raw=False)
     for step in path:
         obj = obj[step]
@@ -292,11 +300,6 @@ def _sleep(seconds: float | None) -> None:
 
 
 def _run(workflow: Any, inputs: Any, *, raise_errors: bool = True, prepared: Any = None) -> Any:
-    from caddis._local.runner import InProcessTaskRunner, MemoryDataStore, RunDirectory
-    from caddis.core._transformers._context import DataContext
-    from caddis.core.settings import serialization_settings
-    from caddis_idl.core.v1 import identifier_pb2
-    from caddis_propeller.engine import Engine
 
     prep = prepared or _prepare(workflow)
     run_dir = RunDirectory()
@@ -306,7 +309,6 @@ def _run(workflow: Any, inputs: Any, *, raise_errors: bool = True, prepared: Any
     cache = local_cache() if prep.has_cache else None
     if cache is not None:
         cache.set_run_prefixes((run_dir.raw_uri,))
-    from caddis.core.gate import LocalGates
 
     # Gates: sleeps skip ahead when nothing runs; signals come from local_signals().
     gates = LocalGates(prep.workflow.name, busy=lambda: bool(runner._threads))
@@ -323,7 +325,6 @@ def _run(workflow: Any, inputs: Any, *, raise_errors: bool = True, prepared: Any
         project="local", domain="development", name=name
     )
     outputs = None
-    from caddis.core._transformers._context import data_context
 
     try:
         # Installed once for the whole run (not per attempt): the hot path stays lean.
@@ -336,7 +337,6 @@ def _run(workflow: Any, inputs: Any, *, raise_errors: bool = True, prepared: Any
     finally:
         if cache is not None:
             cache.flush()
-        from caddis._local.runner import blob_uris
 
         kept = run_dir.cleanup(
             blob_uris(outputs) if prep.outputs_may_hold_blobs else (),
@@ -408,7 +408,6 @@ def execute_entity(entity: Any, inputs: dict[str, Any]) -> Any:
     prep = _prepare(entity)
     lm = _to_literals(entity, inputs)
     outputs, run_dir, data_ctx = _run(entity, lm, prepared=prep)
-    from caddis.core._transformers._context import DataContext, data_context
 
     # Values that reference files read them from where the run kept them; downloads (if
     # any) go beside them, inside the kept run directory.
