@@ -19,7 +19,13 @@ original exception's type where possible) naming the workflow, node, task and er
 A task, dynamic or map task called on its own is wrapped in a one-node workflow.
 
 Environment knobs: ``CADDIS_LOCAL_CACHE_DIR`` (cache location), ``CADDIS_LOCAL_CACHE=0``
-(disable the local cache).
+(disable the local cache), ``CADDIS_LOCAL_CACHE_OVERWRITE=1`` (recompute cached tasks and
+replace their cached results).
+
+Limits: an attempt with a timeout runs in a worker thread; when the engine times it out the
+thread is abandoned (Python cannot stop a thread), keeps running in the background until the
+function returns, and its result is dropped. Attempts without a timeout run on the caller's
+thread.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from caddis.core.settings import serialization_settings
 from caddis.core.type_engine import TypeEngine
 from caddis.core.workflow import WorkflowBase
 from caddis_idl.core.v1 import identifier_pb2, literals_pb2
-from caddis_propeller.engine import Engine
+from caddis_propeller.engine import Engine, ExecutionOptions
 
 # Imported at module level on purpose: this package is loaded only when something runs
 # locally (or by `caddis cache`), and per-run function-level imports cost measurably.
@@ -294,6 +300,14 @@ def _binary_attr(binary: Any, path: Any) -> Any:
     return TypeEngine.to_literal(obj, type(obj))
 
 
+def _options() -> ExecutionOptions | None:
+    # CADDIS_LOCAL_CACHE_OVERWRITE=1: run cacheable tasks anyway and replace their results
+    # (flytekit's overwrite_cache); the run still populates the cache.
+    if os.environ.get("CADDIS_LOCAL_CACHE_OVERWRITE", "").lower() in ("1", "true", "yes", "on"):
+        return ExecutionOptions(overwrite_cache=True)
+    return None
+
+
 def _sleep(seconds: float | None) -> None:
     # Called only when a round made no progress: threaded attempts (timeouts) or backoff.
     time.sleep(0.005 if seconds is None else min(seconds, 0.05))
@@ -329,7 +343,9 @@ def _run(workflow: Any, inputs: Any, *, raise_errors: bool = True, prepared: Any
     try:
         # Installed once for the whole run (not per attempt): the hot path stays lean.
         with serialization_settings(_settings()), data_context(data_ctx):
-            state = engine.start(prep.plan, inputs, execution_id=exec_id, data_prefix=name)
+            state = engine.start(
+                prep.plan, inputs, execution_id=exec_id, data_prefix=name, options=_options()
+            )
             engine.run(prep.plan, state, wait=lambda s: gates.wait(s, _sleep))
         outputs = engine.outputs(state)
         if outputs is None and raise_errors:

@@ -200,3 +200,16 @@ def test_execute_batch_matches_execute_task() -> None:
     single = [execute_task(wfs.odd_fails, lm) for lm in lms]
     assert [r.outputs for r in batch] == [r.outputs for r in single]
     assert [r.error is None for r in batch] == [True, False, True, False]
+
+
+def test_cache_overwrite_and_disable(monkeypatch: pytest.MonkeyPatch) -> None:
+    wfs.cached_square(x=7)
+    monkeypatch.setenv("CADDIS_LOCAL_CACHE_OVERWRITE", "1")
+    wfs.cached_square(x=7)
+    assert wfs.CALLS["cached_square"] == 2
+    monkeypatch.delenv("CADDIS_LOCAL_CACHE_OVERWRITE")
+    wfs.cached_square(x=7)
+    assert wfs.CALLS["cached_square"] == 2
+    monkeypatch.setenv("CADDIS_LOCAL_CACHE", "0")
+    wfs.cached_square(x=7)
+    assert wfs.CALLS["cached_square"] == 3
