@@ -40,3 +40,41 @@ def test_launch_is_idempotent(start_propeller, make_config) -> None:
     assert not p.launch("idem", w.simple, {"x": 1}).already_launched
     assert p.launch("idem", w.simple, {"x": 1}).already_launched
     assert p.wait_done("idem").phase == WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED
+
+
+def test_metrics_endpoint(start_propeller, make_config) -> None:
+    import urllib.request
+
+    p = start_propeller(make_config())
+    p.launch("m1", w.simple, {"x": 1})
+    assert p.wait_done("m1").phase == WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED
+    assert p.running.metrics_url is not None
+    body = urllib.request.urlopen(p.running.metrics_url, timeout=5).read().decode()
+    for series in (
+        "caddis_propeller_round_seconds_count",
+        "caddis_propeller_queue_depth",
+        "caddis_propeller_active_executions",
+        "caddis_propeller_node_transition_seconds_count",
+        "caddis_propeller_task_start_seconds_count",
+        'caddis_propeller_node_time_seconds_count{part="user_code"}',
+        'caddis_propeller_node_time_seconds_count{part="plugin_start"}',
+    ):
+        assert series in body, series
+
+
+def test_resource_slots_keep_the_machine_from_oversubscribing(
+    start_propeller, make_config, markers: Path, tmp_path: Path
+) -> None:
+    from caddis_propeller.config import ProcessPluginConfig
+
+    process = ProcessPluginConfig(
+        work_dir=str(tmp_path / "attempts"), cpu=1, memory="1Gi", warm_workers=0
+    )
+    p = start_propeller(make_config(process=process))
+    p.launch("hogs", w.hogs, {})
+    state = p.wait_done("hogs", timeout=60)
+    assert state.phase == WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED, state.error
+    spans = sorted(tuple(map(float, f.read_text().split())) for f in markers.glob("span-*"))
+    assert len(spans) == 3
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end - 0.01, f"tasks overlapped: {spans}"

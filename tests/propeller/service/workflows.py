@@ -11,7 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
-from caddis import Cache, dynamic, map_task, task, workflow
+from caddis import Cache, Resources, dynamic, map_task, task, workflow
 
 
 def _mark(kind: str) -> None:
@@ -137,3 +137,20 @@ def fan(n: int) -> list[int]:
 def map_noop(xs: list[int]) -> list[int]:
     """A map task of trivial items."""
     return map_task(noop)(x=xs)
+
+
+@task(requests=Resources(cpu="1", mem="10Mi"))
+def hog(i: int) -> float:
+    """Records when it ran, to check that slots keep such tasks from overlapping."""
+    began = time.time()
+    time.sleep(0.3)
+    root = os.environ.get("CADDIS_TEST_MARKERS")
+    if root:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        (Path(root) / f"span-{i}").write_text(f"{began} {time.time()}")
+    return began
+
+
+@workflow
+def hogs() -> list[float]:
+    return [hog(i=0), hog(i=1), hog(i=2)]
