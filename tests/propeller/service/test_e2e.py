@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from caddis_idl.core.v1 import execution_pb2
@@ -76,5 +77,5 @@ def test_resource_slots_keep_the_machine_from_oversubscribing(
     assert state.phase == WP.WORKFLOW_EXECUTION_PHASE_SUCCEEDED, state.error
     spans = sorted(tuple(map(float, f.read_text().split())) for f in markers.glob("span-*"))
     assert len(spans) == 3
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end - 0.01, f"tasks overlapped: {spans}"
