@@ -313,11 +313,18 @@ def _sleep(seconds: float | None) -> None:
     time.sleep(0.005 if seconds is None else min(seconds, 0.05))
 
 
-def _run(workflow: Any, inputs: Any, *, raise_errors: bool = True, prepared: Any = None) -> Any:
-
+def _run(
+    workflow: Any,
+    inputs: Any,
+    *,
+    raise_errors: bool = True,
+    prepared: Any = None,
+    run_dir: RunDirectory | None = None,
+) -> Any:
     prep = prepared or _prepare(workflow)
-    run_dir = RunDirectory()
-    data_ctx = DataContext(raw_output_prefix=run_dir.raw_uri, local_dir=run_dir.path("local"))
+    if run_dir is None:
+        run_dir = RunDirectory()
+    data_ctx = _data_context_of(run_dir)
     name = f"local-{uuid.uuid4().hex[:12]}"
     runner = InProcessTaskRunner(prep.resolver, run_dir, f"local:development:{name}", data_ctx)
     cache = local_cache() if prep.has_cache else None
@@ -404,6 +411,10 @@ def _error_for(prep: Any, state: Any, runner: Any) -> LocalExecutionError:
     return exc
 
 
+def _data_context_of(run_dir: RunDirectory) -> DataContext:
+    return DataContext(raw_output_prefix=run_dir.raw_uri, local_dir=run_dir.path("local"))
+
+
 def execute_entity(entity: Any, inputs: dict[str, Any]) -> Any:
     """Run ``entity`` locally on Python ``inputs`` and return its Python outputs.
 
@@ -422,8 +433,16 @@ def execute_entity(entity: Any, inputs: dict[str, Any]) -> Any:
         merged = {**getattr(entity, "default_inputs", {}), **inputs, **entity.fixed_inputs}
         return execute_entity(entity.workflow, merged)
     prep = _prepare(entity)
-    lm = _to_literals(entity, inputs)
-    outputs, run_dir, data_ctx = _run(entity, lm, prepared=prep)
+    run_dir = RunDirectory()
+    try:
+        # Inside the run's data context: local files given as inputs are "uploaded" into the
+        # run's raw-data directory (and cleaned up with it), not into a stray default one.
+        with data_context(_data_context_of(run_dir)):
+            lm = _to_literals(entity, inputs)
+    except BaseException:
+        run_dir.cleanup()
+        raise
+    outputs, run_dir, data_ctx = _run(entity, lm, prepared=prep, run_dir=run_dir)
 
     # Values that reference files read them from where the run kept them; downloads (if
     # any) go beside them, inside the kept run directory.

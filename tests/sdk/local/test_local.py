@@ -133,8 +133,13 @@ def test_cache_version_bump_recomputes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert wfs.CALLS["versioned"] == 2
 
 
-def test_no_stray_temporary_directories(isolated_local_run: Path) -> None:
+def test_no_stray_temporary_directories(isolated_local_run: Path, tmp_path: Path) -> None:
+    from caddis.types.file import FlyteFile
+
     assert wfs.chain(x=1) == 6
+    given = tmp_path / "given.txt"
+    given.write_text("from the caller")
+    assert wfs.read_file(f=FlyteFile(str(given))) == "from the caller"
     assert wfs.file_roundtrip(text="hello") == "hello"
     assert wfs.count_wf(s1="ab", s2="b") == 1
     assert sorted(os.listdir(isolated_local_run)) == []
