@@ -27,6 +27,7 @@ from caddis_idl.core.v1 import dynamic_job_pb2, errors_pb2, execution_pb2, liter
 
 __all__ = [
     "AttemptContext",
+    "ExecutionId",
     "RecoverableError",
     "TaskResult",
     "error_document",
@@ -57,6 +58,50 @@ _RECOVERABLE_NAMES = frozenset({"FlyteRecoverableException", "RecoverableError"}
 def is_recoverable(exc: BaseException) -> bool:
     """Whether a user exception asks for a retry (see :class:`RecoverableError`)."""
     return any(k.__name__ in _RECOVERABLE_NAMES for k in type(exc).__mro__)
+
+
+class ExecutionId(str):
+    """The execution id as ``project:domain:name`` that also has flytekit's attributes.
+
+    ``current_context().execution_id`` is a string in caddis' ExecutionParameters; flytekit
+    code reads ``current_context().execution_id.name`` (and ``.project``, ``.domain``), which
+    this subclass supports.
+    """
+
+    __slots__ = ()
+
+    def _part(self, i: int) -> str:
+        parts = self.split(":")
+        if len(parts) == 3:
+            return parts[i]
+        return str(self) if i == 2 else ""
+
+    @property
+    def project(self) -> str:
+        """The execution's project."""
+        return self._part(0)
+
+    @property
+    def domain(self) -> str:
+        """The execution's domain."""
+        return self._part(1)
+
+    @property
+    def name(self) -> str:
+        """The execution's name."""
+        return self._part(2)
+
+
+_EXEC_IDS: dict[str, ExecutionId] = {}
+
+
+def _execution_id(value: str) -> ExecutionId:
+    eid = _EXEC_IDS.get(value)
+    if eid is None:
+        if len(_EXEC_IDS) > 1024:  # bounded: one entry per execution seen by this process
+            _EXEC_IDS.clear()
+        eid = _EXEC_IDS[value] = ExecutionId(value)
+    return eid
 
 
 class _AttemptParameters(ExecutionParameters):
@@ -322,7 +367,7 @@ def execute_task(
 
         data_token = _data_var.set(ctx.data_context)
     params = _AttemptParameters(
-        execution_id=ctx.execution_id,
+        execution_id=_execution_id(ctx.execution_id),
         task_id=ctx.task_id or plan.name,
         working_directory=ctx.working_directory
         or os.path.join(_scratch_root(), f"{os.getpid()}-{_next_id()}"),
@@ -376,7 +421,7 @@ def execute_batch(
 
         data_token = _data_var.set(ctx.data_context)
     params = _AttemptParameters(
-        execution_id=ctx.execution_id,
+        execution_id=_execution_id(ctx.execution_id),
         task_id=ctx.task_id or plan.name,
         working_directory=ctx.working_directory
         or os.path.join(_scratch_root(), f"{os.getpid()}-{_next_id()}"),

@@ -218,3 +218,8 @@ def test_cache_overwrite_and_disable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CADDIS_LOCAL_CACHE", "0")
     wfs.cached_square(x=7)
     assert wfs.CALLS["cached_square"] == 3
+
+
+def test_execution_id_has_flytekit_attributes() -> None:
+    project, domain, name = wfs.whoami().split("/")
+    assert (project, domain) == ("local", "development") and name.startswith("local-")

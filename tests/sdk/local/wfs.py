@@ -267,3 +267,9 @@ def where_am_i(x: int) -> str:
 @workflow
 def map_contexts(xs: list[int]) -> list[str]:
     return map_task(where_am_i)(x=xs)
+
+
+@task
+def whoami() -> str:
+    eid = current_context().execution_id
+    return f"{eid.project}/{eid.domain}/{eid.name}"
