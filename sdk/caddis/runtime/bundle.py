@@ -95,7 +95,7 @@ def fetch_bundle(uri: str, digest: str, cache_dir: str | None = None) -> str:
         BundleError: Download, verification or unpacking failed.
     """
     _algo, hexdigest = _split_digest(digest)
-    root = Path(cache_dir or default_bundle_cache())
+    root = Path(cache_dir or default_bundle_cache()).resolve()
     final = root / hexdigest
     if not (final / ".complete").exists():
         root.mkdir(parents=True, exist_ok=True)
@@ -127,6 +127,29 @@ def fetch_bundle(uri: str, digest: str, cache_dir: str | None = None) -> str:
         finally:
             shutil.rmtree(work, ignore_errors=True)
     path = str(final)
+    _activate(path, root)
+    return path
+
+
+def _activate(path: str, cache_root: Path) -> None:
+    """Put ``path`` first on sys.path and forget modules imported from other bundles.
+
+    A warm worker runs attempts of different registrations one after the other: modules the
+    previous bundle defined must be imported again from this one, not served from
+    ``sys.modules``.
+    """
+    root = str(cache_root.resolve()) + os.sep
+    stale = [p for p in sys.path if p != path and p.startswith(root)]
+    for p in stale:
+        sys.path.remove(p)
+    if stale:
+        prefixes = tuple(p.rstrip(os.sep) + os.sep for p in stale)
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None) or ""
+            if file.startswith(prefixes):
+                del sys.modules[name]
+        import importlib
+
+        importlib.invalidate_caches()
     if path not in sys.path:
         sys.path.insert(0, path)
-    return path

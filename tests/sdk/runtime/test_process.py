@@ -184,3 +184,32 @@ def test_execute_named_loads_once() -> None:
     assert r.outputs is not None and r.outputs.literals["o0"].scalar.primitive.integer == 2
     r = execute_named("no_such_mod_q", "x", lm)
     assert r.error is not None and r.error.error.code.startswith("SYSTEM:")
+
+
+def test_switching_bundles_reimports_modules(tmp_path: Path) -> None:
+    """A warm worker running two registrations in turn sees each bundle's own code."""
+    import importlib
+
+    from caddis.runtime.bundle import fetch_bundle
+
+    def make(version: int) -> tuple[Path, str]:
+        src = tmp_path / f"src{version}" / "swap_pkg_q"
+        src.mkdir(parents=True)
+        (src / "__init__.py").write_text(f"VERSION = {version}\n")
+        archive = tmp_path / f"b{version}.tar.gz"
+        with tarfile.open(archive, "w:gz") as tf:
+            tf.add(src, arcname="swap_pkg_q")
+        return archive, "sha256:" + hashlib.sha256(archive.read_bytes()).hexdigest()
+
+    cache = str(tmp_path / "cache")
+    a1, d1 = make(1)
+    a2, d2 = make(2)
+    try:
+        fetch_bundle(str(a1), d1, cache)
+        assert importlib.import_module("swap_pkg_q").VERSION == 1
+        fetch_bundle(str(a2), d2, cache)
+        assert importlib.import_module("swap_pkg_q").VERSION == 2
+    finally:
+        sys.modules.pop("swap_pkg_q", None)
+        for p in [p for p in sys.path if p.startswith(str(Path(cache).resolve()))]:
+            sys.path.remove(p)
