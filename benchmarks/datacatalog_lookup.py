@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +37,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
 DATASET = dc.DatasetID(project="bench", domain="development", name="flyte_task-t", version="1-x")
 
 
-def start_server(db_url: str, workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    db_url: str, workdir: Path, workers: int, profile: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     env = dict(
         os.environ,
         CADDIS_DATACATALOG_SERVER_PORT="0",
@@ -47,8 +50,11 @@ def start_server(db_url: str, workdir: Path, workers: int) -> tuple[subprocess.P
         CADDIS_STORAGE_LOCAL_ROOT=str(workdir / "storage"),
         CADDIS_LOG_LEVEL="WARNING",
     )
+    # With --py-spy the server runs under `py-spy record` (flame graph of the server path).
+    wrapper = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", profile, "--"] if profile else []
     proc = subprocess.Popen(
         [
+            *wrapper,
             sys.executable,
             "-c",
             "from caddis._cli.main import main; main()",
@@ -60,6 +66,8 @@ def start_server(db_url: str, workdir: Path, workers: int) -> tuple[subprocess.P
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
+    while line.startswith("py-spy>") or line == "\n":
+        line = proc.stdout.readline().decode()
     if "listening on" not in line:
         proc.kill()
         raise RuntimeError(f"datacatalog did not start: {line!r}")
@@ -158,14 +166,16 @@ def drop_postgres(name: str) -> None:
 
 
 def bench(label: str, db_url: str, args: argparse.Namespace, workdir: Path) -> None:
-    proc, address = start_server(db_url, workdir, args.workers)
+    profile = f"{args.py_spy}-{label}.txt" if args.py_spy else None
+    proc, address = start_server(db_url, workdir, args.workers, profile)
     try:
         tags = fill(address, args.artifacts)
         cpu_before = process_cpu_seconds(proc.pid)
         latencies, misses = run_clients(address, tags, args.threads, args.seconds)
         server_cpu = process_cpu_seconds(proc.pid) - cpu_before
     finally:
-        proc.terminate()
+        # py-spy writes its profile on SIGINT (and passes it on to the server).
+        proc.send_signal(signal.SIGINT if profile else signal.SIGTERM)
         proc.wait(timeout=30)
         if proc.stdout is not None:
             proc.stdout.close()
@@ -189,6 +199,13 @@ def main() -> None:
     parser.add_argument("--artifacts", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=8, help="server thread pool")
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
+    parser.add_argument(
+        "--py-spy",
+        metavar="PREFIX",
+        default=None,
+        help="profile the server with py-spy: collapsed stacks in PREFIX-<database>.txt "
+        "(the CPU column then counts py-spy, not the server)",
+    )
     args = parser.parse_args()
     print(
         "| database | client threads | lookups | misses | p50 ms | p99 ms | lookups/s "

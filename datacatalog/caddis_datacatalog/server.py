@@ -6,6 +6,7 @@ config that binds ``127.0.0.1:0`` and stop the returned handle.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -78,7 +79,14 @@ def serve(config: DataCatalogConfig, *, storage: StorageConfig | None = None) ->
         config.data_prefix or storage.resolved_metadata_prefix().rstrip("/") + "/datacatalog"
     )
     _ensure_sqlite_directory(config.database.url)
-    database = Database(config.database)
+    # Every RPC worker thread may hold a connection at once; a smaller pool would make
+    # lookups queue for connections rather than for CPU.
+    database = Database(
+        dataclasses.replace(
+            config.database,
+            pool_size=max(config.database.pool_size, config.server.max_workers),
+        )
+    )
     if config.database.migrate:
         database.migrate()
     store = get_store(data_prefix, storage)

@@ -7,10 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from caddis._serving.errors import AlreadyExistsError, NotFoundError
 from caddis.storage import StorageConfig, get_store
-from caddis_datacatalog.manager.catalog import ArtifactHandle, CatalogManager, CatalogSettings
+from caddis_datacatalog.manager.catalog import (
+    ArtifactHandle,
+    CatalogManager,
+    CatalogSettings,
+    PageRequest,
+)
 from caddis_datacatalog.repository.database import Database
 from tests.datacatalog.helpers import artifact, create_dataset_request, dataset_id, str_literal
 
@@ -149,3 +155,84 @@ def test_offloaded_values_through_s3(
         assert list(client.list_objects(s3_bucket, recursive=True)) == []
     finally:
         database.dispose()
+
+
+def test_single_statement_lookup_matches_the_orm_and_tells_misses_apart(
+    database: Database, tmp_path: Path
+) -> None:
+    manager = _manager(f"file://{tmp_path}", StorageConfig(local_root=str(tmp_path)), Clock())
+    request = create_dataset_request(partition_keys=("region", "day"))
+    database.run(lambda r: manager.create_dataset(r, request.dataset))
+    stored = artifact(
+        "a1",
+        big="y" * 500,  # above the 64-byte inline limit: offloaded
+        tags=("t2", "t1", "t3"),
+        partitions={"region": "eu", "day": "mon"},
+    )
+    stored.source_execution.node_execution_id.node_id = "n0"
+    database.run(lambda r: manager.create_artifact(r, stored))
+
+    got = database.run(
+        lambda r: manager.get_artifact(r, dataset_id(), ArtifactHandle(tag_name="t3")), write=False
+    )
+    listed = database.run(
+        lambda r: manager.list_artifacts(
+            r, dataset_id(), [], PageRequest(limit=10, token="", ascending=True)
+        ),
+        write=False,
+    )[0]
+    # The lookup reads the same artifact as the ORM path, field for field.
+    assert got == listed[0]
+    assert [d.name for d in got.data] == ["o0", "big"]
+    assert [t.name for t in got.tags] == ["t1", "t2", "t3"]
+    assert [(p.key, p.value) for p in got.partitions] == [("day", "mon"), ("region", "eu")]
+    assert got.source_execution.node_execution_id.node_id == "n0"
+    assert got.metadata.key_map == {"who": "test"}
+    assert got.created_at.ToDatetime(tzinfo=dt.UTC) == Clock().now
+
+    with pytest.raises(NotFoundError, match="tag 'nope' does not exist in dataset"):
+        database.run(
+            lambda r: manager.get_artifact(r, dataset_id(), ArtifactHandle(tag_name="nope")),
+            write=False,
+        )
+    with pytest.raises(NotFoundError, match="dataset p/development/other@1-abc does not exist"):
+        database.run(
+            lambda r: manager.get_artifact(
+                r, dataset_id(name="other"), ArtifactHandle(artifact_id="a1")
+            ),
+            write=False,
+        )
+
+
+def test_lookup_survives_the_database_dropping_its_connections(
+    database: Database, tmp_path: Path
+) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("only PostgreSQL connections can be killed from outside")
+    manager = _manager(f"file://{tmp_path}", StorageConfig(local_root=str(tmp_path)), Clock())
+    database.run(lambda r: manager.create_dataset(r, create_dataset_request().dataset))
+    database.run(lambda r: manager.create_artifact(r, artifact("a1", tags=("h",))))
+
+    def lookup() -> str:
+        handle = ArtifactHandle(tag_name="h")
+        got = database.run(lambda r: manager.get_artifact(r, dataset_id(), handle), write=False)
+        return got.id
+
+    assert lookup() == "a1"  # leaves a pooled connection behind
+    # From a connection outside the pool (the pool would hand back the one to be killed).
+    killer = database.engine.pool._creator()  # type: ignore[attr-defined]
+    try:
+        killed = killer.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+        killer.commit()
+    finally:
+        killer.close()
+    assert killed
+    invalidated: list[object] = []
+    sa.event.listen(database.engine, "invalidate", lambda *args: invalidated.append(args))
+    # The dead pooled connection is invalidated and the read retried on a fresh one.
+    assert lookup() == "a1"
+    assert invalidated
+    assert lookup() == "a1"

@@ -252,11 +252,12 @@ class CatalogManager:
             NotFoundError: When the dataset, the tag or the artifact does not exist.
         """
         key = transformers.dataset_key(dataset_id)
-        view = repo.lookup_artifact(key, artifact_id=handle.artifact_id, tag_name=handle.tag_name)
+        exists, view = repo.lookup_artifact(
+            key, artifact_id=handle.artifact_id, tag_name=handle.tag_name
+        )
         if view is not None:
             return self._artifact_proto(view)
-        # A miss: tell "no such dataset" from "no such artifact" for the message.
-        if repo.get_dataset(key) is None:
+        if not exists:
             raise NotFoundError(f"dataset {describe_dataset(key)} does not exist")
         raise NotFoundError(
             f"{handle.describe()} does not exist in dataset {describe_dataset(key)}"

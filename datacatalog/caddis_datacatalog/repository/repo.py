@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from caddis_datacatalog.repository.lookup import LookupStatement
 from caddis_datacatalog.repository.models import (
     ArtifactDataRow,
     ArtifactRow,
@@ -24,126 +25,13 @@ from caddis_datacatalog.repository.models import (
     TagRow,
 )
 from caddis_datacatalog.repository.pagination import PageCursor
+from caddis_datacatalog.repository.views import ArtifactView, DatasetKey, DataView
 
 # SQLite allows 32766 bound parameters; stay far below it in IN (...) lists.
 _CHUNK = 500
 
-
-@dataclass(frozen=True)
-class DatasetKey:
-    """The natural key of a dataset."""
-
-    project: str
-    domain: str
-    name: str
-    version: str
-
-
-@dataclass(frozen=True)
-class DataView:
-    """One value of an artifact as stored: inline bytes or a blob location."""
-
-    name: str
-    inline_value: bytes | None
-    location: str | None
-
-
-@dataclass(frozen=True)
-class ArtifactView:
-    """An artifact read with plain queries (the lookup hot path skips the ORM).
-
-    Attributes mirror the columns of :class:`ArtifactRow` and its dataset, data, partitions and
-    tags.
-    """
-
-    pk: int
-    artifact_id: str
-    dataset: DatasetKey
-    dataset_uuid: str
-    metadata: dict[str, str]
-    source_execution: bytes
-    created_at: dt.datetime
-    data: list[DataView]
-    partitions: list[tuple[str, str]]
-    tags: list[str]
-
-    @classmethod
-    def of(cls, row: ArtifactRow) -> ArtifactView:
-        """The view of an ORM row (with its relationships loaded)."""
-        ds = row.dataset
-        return cls(
-            pk=row.id,
-            artifact_id=row.artifact_id,
-            dataset=DatasetKey(ds.project, ds.domain, ds.name, ds.version),
-            dataset_uuid=ds.uuid,
-            metadata=row.metadata_json,
-            source_execution=row.source_execution,
-            created_at=row.created_at,
-            data=[DataView(d.name, d.inline_value, d.location) for d in row.data],
-            partitions=[(p.key, p.value) for p in row.partitions],
-            tags=[t.name for t in row.tags],
-        )
-
-
-def _build_lookup_statements() -> dict[str, Any]:
-    # Built once: statement construction costs more than executing these tiny queries, and
-    # SQLAlchemy's compiled cache then makes each execution a cache hit.
-    a, d, t = ArtifactRow.__table__, DatasetRow.__table__, TagRow.__table__
-    columns = (
-        a.c.id,
-        a.c.artifact_id,
-        a.c.metadata,
-        a.c.source_execution,
-        a.c.created_at,
-        d.c.uuid,
-    )
-    by_key = (
-        d.c.project == sa.bindparam("project"),
-        d.c.domain == sa.bindparam("domain"),
-        d.c.name == sa.bindparam("name"),
-        d.c.version == sa.bindparam("version"),
-    )
-    by_tag = (
-        sa.select(*columns)
-        .select_from(d.join(t, t.c.dataset_id == d.c.id).join(a, a.c.id == t.c.artifact_pk))
-        .where(*by_key, t.c.name == sa.bindparam("handle"))
-    )
-    by_id = (
-        sa.select(*columns)
-        .select_from(d.join(a, a.c.dataset_id == d.c.id))
-        .where(*by_key, a.c.artifact_id == sa.bindparam("handle"))
-    )
-    dv, p = ArtifactDataRow.__table__, PartitionRow.__table__
-    pk: sa.BindParameter[int] = sa.bindparam("pk", type_=sa.Integer)
-    # Data, partitions and tags of one artifact in a single round trip:
-    # (kind, position, name, inline bytes, text) rows, sorted in Python.
-    parts = sa.union_all(
-        sa.select(
-            sa.literal(0, sa.Integer).label("kind"),
-            dv.c.position.label("position"),
-            dv.c.name.label("name"),
-            dv.c.inline_value.label("blob"),
-            dv.c.location.label("text"),
-        ).where(dv.c.artifact_pk == pk),
-        sa.select(
-            sa.literal(1, sa.Integer),
-            sa.literal(0, sa.Integer),
-            p.c.key,
-            sa.cast(sa.null(), sa.LargeBinary),
-            p.c.value,
-        ).where(p.c.artifact_pk == pk),
-        sa.select(
-            sa.literal(2, sa.Integer),
-            sa.literal(0, sa.Integer),
-            t.c.name,
-            sa.cast(sa.null(), sa.LargeBinary),
-            sa.cast(sa.null(), sa.Text),
-        ).where(t.c.artifact_pk == pk),
-    )
-    return {"by_tag": by_tag, "by_id": by_id, "parts": parts}
-
-
-_LOOKUP = _build_lookup_statements()
+RawExecute = Callable[[str, Any], Sequence[Sequence[Any]]]
+"""Runs one driver-level statement outside any transaction and returns its rows."""
 
 
 @dataclass(frozen=True)
@@ -162,25 +50,43 @@ class EvictionResult:
 
 
 class CatalogRepository:
-    """Datacatalog persistence over one SQLAlchemy session.
+    """Datacatalog persistence over one transaction (or one read).
 
     Args:
-        session: A session inside an open transaction.
-        connection: The connection of that transaction, when the caller has it at hand (the
-            plain-query paths then skip the session's machinery).
+        session: A session inside an open transaction, or a callable that opens one when it is
+            first needed (reads that may never need one: the cache lookup does not).
         after_commit: Where :meth:`after_commit` callbacks are collected; the transaction
             owner runs them once the transaction committed.
+        lookup: The cache-lookup statement compiled for this database.
+        raw: Runs the single-statement lookup straight on a driver connection, outside a
+            transaction; ``None`` runs it on the session's connection.
     """
 
     def __init__(
         self,
-        session: Session,
+        session: Session | Callable[[], Session],
         after_commit: list[Callable[[], None]],
-        connection: sa.Connection | None = None,
+        *,
+        lookup: LookupStatement,
+        raw: RawExecute | None = None,
     ) -> None:
-        self._s = session
+        if isinstance(session, Session):
+            self._session: Session | None = session
+            self._open: Callable[[], Session] | None = None
+        else:
+            self._session = None
+            self._open = session
         self._after_commit = after_commit
-        self._conn = connection
+        self._lookup = lookup
+        self._raw = raw
+
+    @property
+    def _s(self) -> Session:
+        session = self._session
+        if session is None:
+            assert self._open is not None
+            session = self._session = self._open()
+        return session
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the transaction commits (never if it rolls back).
@@ -273,50 +179,24 @@ class CatalogRepository:
 
     def lookup_artifact(
         self, key: DatasetKey, *, artifact_id: str | None = None, tag_name: str | None = None
-    ) -> ArtifactView | None:
-        """The artifact with this id or tag in the dataset, read without the ORM.
+    ) -> tuple[bool, ArtifactView | None]:
+        """The artifact with this id or tag in the dataset, read in one statement.
 
-        This is the cache lookup's hot path: two indexed queries on one connection.
+        This is the cache lookup's hot path: one round trip reads the dataset, the artifact,
+        its data, partitions and tags (see :mod:`caddis_datacatalog.repository.lookup`).
 
         Returns:
-            The artifact, or ``None`` when the dataset or the artifact does not exist.
+            Whether the dataset exists, and the artifact (``None`` when it does not exist).
         """
-        conn = self._conn if self._conn is not None else self._s.connection()
-        params = {
-            "project": key.project,
-            "domain": key.domain,
-            "name": key.name,
-            "version": key.version,
-            "handle": tag_name if tag_name is not None else artifact_id,
-        }
-        stmt = _LOOKUP["by_tag"] if tag_name is not None else _LOOKUP["by_id"]
-        head = conn.execute(stmt, params).first()
-        if head is None:
-            return None
-        data: list[DataView] = []
-        partitions: list[tuple[str, str]] = []
-        tags: list[str] = []
-        rows = conn.execute(_LOOKUP["parts"], {"pk": head.id}).all()
-        for row in sorted(rows, key=lambda r: (r.kind, r.position, r.name)):
-            if row.kind == 0:
-                data.append(DataView(row.name, row.blob, row.text))
-            elif row.kind == 1:
-                partitions.append((row.name, row.text))
-            else:
-                tags.append(row.name)
-        created = head.created_at
-        return ArtifactView(
-            pk=head.id,
-            artifact_id=head.artifact_id,
-            dataset=key,
-            dataset_uuid=head.uuid,
-            metadata=head.metadata,
-            source_execution=head.source_execution,
-            created_at=created if created.tzinfo else created.replace(tzinfo=dt.UTC),
-            data=data,
-            partitions=partitions,
-            tags=tags,
+        by_tag = tag_name is not None
+        sql, params = self._lookup.sql(
+            key, (tag_name if by_tag else artifact_id) or "", by_tag=by_tag
         )
+        if self._raw is not None:
+            rows = self._raw(sql, params)
+        else:
+            rows = self._s.connection().exec_driver_sql(sql, params).all()
+        return LookupStatement.decode(key, rows)
 
     def add_artifact(self, row: ArtifactRow) -> ArtifactRow:
         """Insert an artifact with its data, partitions and tags (flushes)."""
@@ -593,4 +473,11 @@ def _page(
     return stmt.order_by(*order).limit(limit)
 
 
-__all__ = ["ArtifactView", "CatalogRepository", "DataView", "DatasetKey", "EvictionResult"]
+__all__ = [
+    "ArtifactView",
+    "CatalogRepository",
+    "DataView",
+    "DatasetKey",
+    "EvictionResult",
+    "RawExecute",
+]
