@@ -383,7 +383,13 @@ def _error_for(prep: Any, state: Any, runner: Any) -> LocalExecutionError:
     failures = runner.failures
     if failures:
         node, task, original = failures[-1]
-    parts = [f"workflow '{wf_name}' failed"]
+    entity = prep.entity
+    what = (
+        f"workflow '{wf_name}'"
+        if entity is prep.workflow
+        else f"{entity.describe()} (run locally as a one-node workflow)"
+    )
+    parts = [f"{what} failed"]
     if node:
         parts.append(f"at node '{node}'")
     if task:
