@@ -95,7 +95,11 @@ class PropellerConfig:
             executions are taken over after this.
         max_system_retries: System-error retries of a node (the system error budget).
         backoff_base_s: First retry delay of a failed attempt.
+        backoff_multiplier: Growth of the retry delay per further failure.
         backoff_max_s: Largest retry delay.
+        array_items_per_round: Array items started or checked per array node per round. It
+            also bounds how many items are in flight at once, which keeps each round cheap
+            (the engine checks every in-flight item each round).
         max_workflow_retries: Consecutive failed rounds before an execution fails.
         event_batch_size: Events per CreateEvents call.
         event_retry_max_s: Largest delay between delivery attempts while admin is down.
@@ -122,7 +126,9 @@ class PropellerConfig:
     lease_ttl_s: float = 10.0
     max_system_retries: int = 3
     backoff_base_s: float = 0.0
+    backoff_multiplier: float = 2.0
     backoff_max_s: float = 60.0
+    array_items_per_round: int = 1024
     max_workflow_retries: int = 10
     event_batch_size: int = 500
     event_retry_max_s: float = 5.0

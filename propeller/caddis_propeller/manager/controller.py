@@ -133,7 +133,9 @@ class Controller:
         self.engine_config = EngineConfig(
             max_system_retries=config.max_system_retries,
             backoff_base=config.backoff_base_s,
+            backoff_multiplier=config.backoff_multiplier,
             backoff_max=config.backoff_max_s,
+            array_items_per_round=config.array_items_per_round,
             reservation_heartbeat=config.reservation_heartbeat_s,
         )
         self.queue = ReadyQueue()
