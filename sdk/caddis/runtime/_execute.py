@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 _perf = time.perf_counter
-_perf_ns = time.perf_counter_ns
 
 
 class RecoverableError(Exception):
@@ -471,8 +470,14 @@ def _scratch_root() -> str:
     if not _SCRATCH:
         import tempfile
 
-        # One root per process, created lazily with the first attempt that needs it.
-        _SCRATCH.append(os.path.join(tempfile.gettempdir(), f"caddis-work-{os.getpid()}"))
+        import atexit
+        import shutil
+
+        # One root per process, created lazily with the first attempt that needs it and
+        # removed when the process exits (callers that care pass their own directories).
+        root = os.path.join(tempfile.gettempdir(), f"caddis-work-{os.getpid()}")
+        atexit.register(shutil.rmtree, root, True)
+        _SCRATCH.append(root)
     return _SCRATCH[0]
 
 
