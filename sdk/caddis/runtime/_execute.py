@@ -468,10 +468,9 @@ _SCRATCH: list[str] = []
 
 def _scratch_root() -> str:
     if not _SCRATCH:
-        import tempfile
-
         import atexit
         import shutil
+        import tempfile
 
         # One root per process, created lazily with the first attempt that needs it and
         # removed when the process exits (callers that care pass their own directories).
