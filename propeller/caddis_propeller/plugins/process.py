@@ -244,6 +244,13 @@ class ProcessPlugin:
             )
         return None
 
+    def _adoptable(self, attempt: TaskAttempt) -> TaskStatus | None:
+        if attempt.array_index is not None:
+            # One existence check per item (a map has thousands): a finished item has outputs.
+            prefix = self._prefix(attempt)
+            return Succeeded() if self.store.exists(f"{prefix}/outputs.pb") else None
+        return self._result(attempt)
+
     def _lost(self, job: _Job | None, directory: Path) -> Failed:
         code = job.proc.returncode if job is not None and job.proc is not None else None
         detail = f" (exit code {code})" if code is not None else ""
@@ -273,6 +280,13 @@ class ProcessPlugin:
                 known = key in self._jobs
             if known or ad.read_claim(directory) is not None:
                 statuses.append(self.check(attempt, handle))
+                continue
+            # Attempt directories are local to a machine; results are in the shared blob
+            # store. An attempt that finished under a replica on another (dead) machine is
+            # adopted from its deterministic result, never run again.
+            done = self._adoptable(attempt)
+            if done is not None:
+                statuses.append(done)
                 continue
             job = self._new_job(attempt, directory, now)
             with self._lock:
