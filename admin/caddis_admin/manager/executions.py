@@ -10,6 +10,7 @@ import secrets
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from google.protobuf import timestamp_pb2
 
@@ -29,7 +30,7 @@ from caddis_admin.manager.context import (
 )
 from caddis_admin.manager.literals import describe_literal, describe_type, literal_matches
 from caddis_admin.repository import transformers as tf
-from caddis_admin.repository.models import ExecutionRow, LaunchPlanRow, WorkflowRow
+from caddis_admin.repository.models import LaunchPlanRow, WorkflowRow
 from caddis_admin.repository.store import DuplicateKeyError, Repos
 from caddis_idl.admin.v1 import common_pb2, execution_pb2, launch_plan_pb2
 from caddis_idl.core.v1 import (
@@ -91,6 +92,32 @@ class LaunchRequest:
     closure_override: compiler_pb2.CompiledWorkflowClosure | None = None
 
 
+class _Resolved(NamedTuple):
+    """A launch plan version with its workflow, spec and closure (read-only once cached)."""
+
+    lp: LaunchPlanRow
+    wf: WorkflowRow
+    spec: launch_plan_pb2.LaunchPlanSpec
+    closure: launch_plan_pb2.LaunchPlanClosure
+
+
+def _launch_key(req: LaunchRequest) -> tuple[str, ...] | None:
+    """Cache key of what a request launches when it names a version; None otherwise."""
+    kind = req.spec.WhichOneof("launch_entity")
+    if kind is None:
+        return None
+    ident: identifier_pb2.Identifier = getattr(req.spec, kind)
+    if not ident.name or not ident.version:
+        return None
+    return (
+        kind,
+        ident.project or req.project,
+        ident.domain or req.domain,
+        ident.name,
+        ident.version,
+    )
+
+
 class ExecutionManager:
     """Executions and their hand-over to propeller.
 
@@ -101,6 +128,7 @@ class ExecutionManager:
     def __init__(self, ctx: AdminContext) -> None:
         self.ctx = ctx
         self._workflows: dict[tuple[str, str, str, str], WorkflowRow] = {}
+        self._resolved: dict[tuple[str, ...], _Resolved] = {}
 
     # -- create ------------------------------------------------------------------------------
 
@@ -124,23 +152,21 @@ class ExecutionManager:
         check_tags(req.spec.tags, "spec.tags")
         name = req.name or new_execution_name()
         locations.join("file:///x", name)  # refuses names that cannot be a path segment
-        with self.ctx.db.transaction(readonly=True) as repos:
-            # A generated name is new by construction; only a chosen one needs the check.
-            if req.name and repos.executions.get(req.project, req.domain, name) is not None:
-                if idempotent:
-                    return name
-                raise AlreadyExistsError(
-                    f"execution {_fmt_exec(req.project, req.domain, name)} already exists"
-                )
-            lp = self._resolve_launch_plan(repos, req)
-            wf = self._workflow(repos, lp)
-            if wf is None:
-                raise NotFoundError(
-                    f"workflow {lp.workflow_name}@{lp.workflow_version} of launch plan "
-                    f"{lp.name}@{lp.version} is not registered"
-                )
-        lp_spec = launch_plan_pb2.LaunchPlanSpec.FromString(lp.spec)
-        lp_closure = launch_plan_pb2.LaunchPlanClosure.FromString(lp.closure)
+        key = _launch_key(req)
+        resolved = self._resolved.get(key) if key is not None else None
+        # A generated name is new by construction and a versioned launch plan, once read,
+        # is cached: then creation needs no read transaction at all.
+        if req.name or resolved is None:
+            with self.ctx.db.transaction(readonly=True) as repos:
+                if req.name and repos.executions.get(req.project, req.domain, name) is not None:
+                    if idempotent:
+                        return name
+                    raise AlreadyExistsError(
+                        f"execution {_fmt_exec(req.project, req.domain, name)} already exists"
+                    )
+                if resolved is None:
+                    resolved = self._resolve(repos, req, key)
+        lp, wf, lp_spec, lp_closure = resolved
         full_inputs = check_inputs(req.inputs, lp_spec, lp_closure)
 
         prefix = locations.execution_prefix(
@@ -159,7 +185,8 @@ class ExecutionManager:
         labels = dict(spec.labels.values)
         tags = list(spec.tags)
         now = self.ctx.now_us()
-        row = ExecutionRow(
+        # Column values of the new row; inserted with a plain INSERT (no ORM unit of work).
+        values: dict[str, Any] = dict(
             project=req.project,
             domain=req.domain,
             name=name,
@@ -224,13 +251,13 @@ class ExecutionManager:
         limit = self.ctx.config.max_concurrent_executions
 
         def work(repos: Repos) -> None:
-            fresh = ExecutionRow(**{c: getattr(row, c) for c in _ROW_FIELDS})
+            admitted = True
             if limit > 0:
                 repos.lock_quota(req.project, req.domain)
                 running = repos.executions.count_running(req.project, req.domain, TERMINAL_PHASES)
-                fresh.admitted = running < limit
-            repos.executions.add(fresh, labels, tags)
-            repos.outbox.add("launch", fresh.id, payload, now, held=not fresh.admitted)
+                admitted = running < limit
+            row_id = repos.executions.insert(values | {"admitted": admitted}, labels, tags)
+            repos.outbox.add("launch", row_id, payload, now, held=not admitted)
 
         try:
             self.ctx.db.run(work)
@@ -243,6 +270,26 @@ class ExecutionManager:
         self.ctx.hooks.execution_phase("QUEUED")
         self.ctx.hooks.wake_dispatcher()
         return name
+
+    def _resolve(self, repos: Repos, req: LaunchRequest, key: tuple[str, ...] | None) -> _Resolved:
+        lp = self._resolve_launch_plan(repos, req)
+        wf = self._workflow(repos, lp)
+        if wf is None:
+            raise NotFoundError(
+                f"workflow {lp.workflow_name}@{lp.workflow_version} of launch plan "
+                f"{lp.name}@{lp.version} is not registered"
+            )
+        resolved = _Resolved(
+            lp,
+            wf,
+            launch_plan_pb2.LaunchPlanSpec.FromString(lp.spec),
+            launch_plan_pb2.LaunchPlanClosure.FromString(lp.closure),
+        )
+        # Versions are immutable (only a launch plan's state changes, which creation does
+        # not read), so a versioned lookup serves every later launch of that version.
+        if key is not None and len(self._resolved) < 10_000:
+            self._resolved[key] = resolved
+        return resolved
 
     def _workflow(self, repos: Repos, lp: LaunchPlanRow) -> WorkflowRow | None:
         # Workflow versions are immutable: a row once read serves every later launch.
@@ -672,9 +719,6 @@ class ExecutionManager:
             admitted += 1
         repos.executions.flush()
         return admitted
-
-
-_ROW_FIELDS = [c.key for c in ExecutionRow.__table__.columns if c.key != "id"]
 
 
 MAX_TAG_LENGTH = 255
