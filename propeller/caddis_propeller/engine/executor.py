@@ -524,7 +524,7 @@ class Engine:
                     inputs_key=f"{ctx.dp}/{path}/inputs.pb",
                     outputs_key=(f"{ctx.dp}/{path}/{ns.attempt}/outputs.pb" if outputs else None),
                     error=ns.error if phase in TERMINAL_PHASES else None,
-                    cache_status=ns.cache_status,
+                    cache_status=ns.cache_status or _array_cache_status(ns.array),
                     is_parent=np_.kind in (NodeKind.SUBWORKFLOW, NodeKind.BRANCH, NodeKind.ARRAY)
                     or bool(ns.flags & FLAG_DYNAMIC),
                     is_dynamic=bool(ns.flags & FLAG_DYNAMIC),
@@ -1965,6 +1965,31 @@ class Engine:
         self._release_reservation(ctx, np_, ns, path)
         ns.error = make_error("Aborted", reason)
         self._set(ctx, np_, ns, NodePhase.ABORTED, path, parent)
+
+
+def _array_cache_status(a: ArrayState | None) -> int:
+    """One CatalogCacheStatus for an array node from its items' (0 when caching is off).
+
+    Items carry their own statuses; the node's events report a summary so that a rerun
+    served from the cache shows HIT: all items HIT -> HIT; any PUT/LOOKUP failure -> that;
+    any POPULATED -> POPULATED; otherwise the first item status (MISS or SKIPPED).
+    """
+    if a is None or not a.cache:
+        return 0
+    seen = set(a.cache)
+    seen.discard(0)
+    if not seen:
+        return 0
+    for status in (
+        _CS.CATALOG_CACHE_STATUS_PUT_FAILURE,
+        _CS.CATALOG_CACHE_STATUS_LOOKUP_FAILURE,
+        _CS.CATALOG_CACHE_STATUS_POPULATED,
+        _CS.CATALOG_CACHE_STATUS_MISS,
+        _CS.CATALOG_CACHE_STATUS_SKIPPED,
+    ):
+        if status in seen:
+            return int(status)
+    return _CS.CATALOG_CACHE_STATUS_HIT
 
 
 def _count_running(gs: GraphState) -> int:
