@@ -5,7 +5,8 @@ run the task named by ``--module``/``--name``, and write exactly one of ``output
 ``futures.pb`` or ``error.pb`` under ``--output-prefix`` (plus ``deck.html`` when decks are
 on). The process exits 0 whenever it wrote one of them, even for a failed task: propeller
 reads ``error.pb``. It exits non-zero only when it could not write anything (or when
-``CADDIS_FAIL_ON_ERROR`` is set and the task failed).
+``CADDIS_FAIL_ON_ERROR`` is set and the task failed). With ``CADDIS_RUNTIME_TIMINGS=1`` it also
+writes ``timings.json`` (input conversion, user code, output conversion and upload seconds).
 
 Argument parsing uses argparse (not click): it is imported once per task process and start-up
 time is paid per task.
@@ -37,7 +38,13 @@ def _opt(value: str | None) -> str | None:
     return value
 
 
+_PARSER: list[argparse.ArgumentParser] = []
+
+
 def _parser() -> argparse.ArgumentParser:
+    # Built once per process: warm workers call main() once per attempt.
+    if _PARSER:
+        return _PARSER[0]
     p = argparse.ArgumentParser(prog="python -m caddis.runtime")
     sub = p.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("execute", help="run one task attempt")
@@ -61,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--project", default=None)
     ex.add_argument("--domain", default=None)
     ex.add_argument("--version", default=None)
+    _PARSER.append(p)
     return p
 
 
@@ -68,10 +76,39 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix.rstrip('/')}/{name}"
 
 
-def _store(uri: str) -> Any:
-    from caddis.storage import get_store
+_STORES: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+_ENV_NAMES: list[str] = []
 
-    return get_store(uri)
+
+def _storage_env_names() -> list[str]:
+    # The variables StorageConfig.load reads (CADDIS_STORAGE_<FIELD>, nested retry fields,
+    # the config file path): looked up by name, which is much cheaper than scanning environ.
+    if not _ENV_NAMES:
+        import dataclasses
+
+        from caddis.storage import RetryConfig, StorageConfig
+
+        names = ["CADDIS_CONFIG"]
+        for f in dataclasses.fields(StorageConfig):
+            names.append(f"CADDIS_STORAGE_{f.name.upper()}")
+        for f in dataclasses.fields(RetryConfig):
+            names.append(f"CADDIS_STORAGE_RETRY_{f.name.upper()}")
+        _ENV_NAMES.extend(names)
+    return _ENV_NAMES
+
+
+def _store(uri: str) -> Any:
+    # Loading StorageConfig (file + environment) per call costs more than a trivial task in a
+    # warm worker; cache the store per scheme and storage-related environment.
+    scheme = uri.split("://", 1)[0] if "://" in uri else "file"
+    get = os.environ.get
+    key = (scheme, tuple((n, get(n) or "") for n in _storage_env_names()))
+    store = _STORES.get(key)
+    if store is None:
+        from caddis.storage import get_store
+
+        store = _STORES[key] = get_store(uri)
+    return store
 
 
 def _write(prefix: str, name: str, message: Any) -> None:
@@ -79,8 +116,21 @@ def _write(prefix: str, name: str, message: Any) -> None:
     _store(uri).write_proto(uri, message)
 
 
+_HOST: list[str] = []
+
+
+def _hostname() -> str:
+    if not _HOST:
+        _HOST.append(socket.gethostname())
+    return _HOST[0]
+
+
+_SEQ = [0]
+
+
 def _write_timings(prefix: str, timings: dict[str, float]) -> None:
-    # Written before the result file, so that whoever sees the result also finds the timings.
+    # Opt-in (CADDIS_RUNTIME_TIMINGS=1): one more durable write per attempt costs more than a
+    # trivial task. Written before the result file, so whoever sees the result finds them.
     uri = _join(prefix, "timings.json")
     with contextlib.suppress(Exception):  # informative only: never fail an attempt over it
         _store(uri).put_bytes(uri, json.dumps(timings).encode())
@@ -133,7 +183,7 @@ def run_attempt(
     from caddis.runtime._execute import AttemptContext, TaskResult, error_document, execute_task
     from caddis_idl.core.v1 import literals_pb2
 
-    worker = socket.gethostname()
+    worker = _hostname()
     output_prefix = output_prefix.rstrip("/")
     raw = _opt(raw_output_prefix) or _join(output_prefix, "raw")
     try:
@@ -157,7 +207,12 @@ def run_attempt(
             checkpoint = SyncCheckpoint(cp, _opt(prev_checkpoint))
         from caddis.core._transformers._context import DataContext
 
-        local_dir = tempfile.mkdtemp(prefix="caddis-task-")
+        # Named, not created: most tasks never download or use their working directory, and
+        # creating + removing a directory per attempt dominated trivial tasks in warm workers.
+        _SEQ[0] += 1
+        local_dir = os.path.join(
+            tempfile.gettempdir(), f"caddis-task-{os.getpid()}-{_SEQ[0]}-{time.monotonic_ns()}"
+        )
         ctx = AttemptContext(
             execution_id=execution_id or os.environ.get("CADDIS_EXECUTION_ID", "local"),
             task_id=str(getattr(task, "name", name)),
@@ -167,7 +222,9 @@ def run_attempt(
             checkpoint=checkpoint,
             output_prefix=output_prefix,
             enable_deck=enable_deck,
-            data_context=DataContext(raw_output_prefix=raw, local_dir=local_dir),
+            data_context=DataContext(
+                raw_output_prefix=raw, local_dir=local_dir, store_factory=_store
+            ),
             worker=worker,
         )
         from caddis.core.settings import SerializationSettings, serialization_settings
@@ -184,7 +241,8 @@ def run_attempt(
                 result: TaskResult = execute_task(task, lm, ctx)
         finally:
             # Uploads are done by now; nothing the attempt left locally is needed any more.
-            shutil.rmtree(local_dir, ignore_errors=True)
+            if os.path.exists(local_dir):
+                shutil.rmtree(local_dir, ignore_errors=True)
     except Exception as exc:  # the platform failed before the user's code ran
         import traceback
 
@@ -197,7 +255,8 @@ def run_attempt(
         )
         _write(output_prefix, "error.pb", doc)
         return "error.pb"
-    _write_timings(output_prefix, result.timings)
+    if os.environ.get("CADDIS_RUNTIME_TIMINGS"):
+        _write_timings(output_prefix, result.timings)
     if result.outputs is not None:
         _write(output_prefix, "outputs.pb", result.outputs)
         return "outputs.pb"

@@ -65,7 +65,17 @@ def test_outputs_pb(tmp_path: Path) -> None:
     assert written(out) == {"outputs.pb"}
     lm = literals_pb2.LiteralMap.FromString((out / "outputs.pb").read_bytes())
     assert lm.literals["o0"].scalar.primitive.integer == 2
-    assert (out / "timings.json").exists()
+    assert not (out / "timings.json").exists()  # opt-in
+
+
+def test_timings_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CADDIS_RUNTIME_TIMINGS", "1")
+    proc, out = run_process(tmp_path, "tests.sdk.runtime.sample_tasks", "add_one", {"x": 1})
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    timings = json.loads((out / "timings.json").read_text())
+    assert set(timings) == {"input_seconds", "user_seconds", "output_seconds"}
 
 
 def test_error_pb_exit_zero(tmp_path: Path) -> None:
