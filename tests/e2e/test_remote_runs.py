@@ -96,16 +96,7 @@ def sqlite_sandbox(tmp_path: Path) -> Iterator[Any]:
     "workflow, inputs",
     [
         ("pipeline", {"xs": [1, 2, 3, 4]}),
-        pytest.param(
-            "dyn",
-            {"n": 4},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the task runtime compiles @dynamic futures without the parent task's "
-                "code bundle (no SerializationSettings with code_bundle_uri installed in "
-                "caddis.runtime), so the spawned tasks cannot import the user's module",
-            ),
-        ),
+        pytest.param("dyn", {"n": 4}),
     ],
 )
 def test_remote_outputs_equal_local(
