@@ -201,3 +201,27 @@ def test_list_projects_pages(stubs):
             ps.ListProjectsRequest(options=common_pb2.ListOptions(sort_by=common_pb2.Sort(key="x")))
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_get_execution_survives_dropped_connections(make_admin, propeller, db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("connections are dropped by the PostgreSQL server")
+    import psycopg
+    from sqlalchemy import make_url
+
+    admin = make_admin(propeller_address=propeller.address)
+    with grpc.insecure_channel(admin.address) as channel:
+        stubs = Stubs(channel)
+        register_basics(stubs)
+        name = create(stubs, inputs=lmap(x=int_lit(1)))
+        assert get(stubs, name).id.name == name  # the read pool now holds a connection
+        url = make_url(db_url)
+        with psycopg.connect(
+            host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=True
+        ) as c:
+            c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        # The dead pooled connection fails once, is discarded, and the read is repeated.
+        assert get(stubs, name).id.name == name

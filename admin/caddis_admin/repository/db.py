@@ -70,7 +70,7 @@ class Database:
             if self.is_sqlite
             else make_session_factory(self.engine.execution_options(isolation_level="AUTOCOMMIT"))
         )
-        # Single-statement reads (reads()) take driver connections from a pool of their own
+        # Single-statement reads (read()) take driver connections from a pool of their own
         # whose connections are opened in autocommit once, instead of switching a shared
         # connection's mode at every checkout and back at every return. Its connections are
         # opened lazily, so it only grows as far as concurrent reads go. SQLite connections
@@ -153,6 +153,9 @@ class Database:
                 if attempt == 2 or not dialect.is_disconnect(exc, conn.dbapi_connection, None):
                     raise
                 conn.invalidate(exc)
+                # A server restart drops every pooled connection, not just this one: start
+                # the retry (and later reads) from a fresh pool.
+                self._read_engine.dispose()
             finally:
                 conn.close()
         raise AssertionError("unreachable")
