@@ -79,8 +79,10 @@ class PropellerConfig:
             ``<hostname>-<pid>-<random>``.
         producer_id: The ``producer_id`` events carry (admin refuses events from another
             producer for the same execution); shared by all replicas of one deployment.
-        admin_endpoint: ``host:port`` of admin's EventService; empty disables event delivery
-            (events stay in the outbox).
+        admin_endpoint: ``host:port`` of admin (EventService for events; ExecutionService for
+            launch-plan nodes' child executions; SignalService for gates; NodeExecutionService
+            for recovery); empty disables event delivery (events stay in the outbox), and
+            launch-plan and approve/signal gate nodes fail.
         datacatalog_endpoint: ``host:port`` of the datacatalog; empty disables caching.
         metadata_prefix: Blob prefix of execution data; empty means the storage section's.
         raw_data_prefix: Blob prefix of raw task data; empty means the storage section's.
@@ -104,6 +106,8 @@ class PropellerConfig:
         event_batch_size: Events per CreateEvents call.
         event_retry_max_s: Largest delay between delivery attempts while admin is down.
         catalog_timeout_s: Deadline of one datacatalog call.
+        admin_timeout_s: Deadline of one admin call made while evaluating (child executions,
+            signals, recovery listing).
         reservation_heartbeat_s: Heartbeat of cache-serialize reservations.
         inline_state_limit: Engine state up to this many bytes stays in the database row;
             larger state goes to the blob store.
@@ -133,6 +137,7 @@ class PropellerConfig:
     event_batch_size: int = 500
     event_retry_max_s: float = 5.0
     catalog_timeout_s: float = 5.0
+    admin_timeout_s: float = 10.0
     reservation_heartbeat_s: float = 5.0
     inline_state_limit: int = 256 * 1024
     process: ProcessPluginConfig = field(default_factory=ProcessPluginConfig)

@@ -13,11 +13,17 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
+
 from caddis._serving.server import GrpcServer, serve_until_signalled
 from caddis.storage import BlobStore, StorageConfig, get_store, locations
+from caddis_idl.core.v1 import identifier_pb2
 from caddis_idl.propeller.v1 import propeller_service_pb2_grpc
 from caddis_propeller.clients.admin import EventSender
 from caddis_propeller.clients.catalog import DataCatalogClient
+from caddis_propeller.clients.launch_plans import AdminLaunchPlanRunner
+from caddis_propeller.clients.recovery import ReferenceOutputs
+from caddis_propeller.clients.signals import AdminSignalSource
 from caddis_propeller.config import PropellerConfig
 from caddis_propeller.datastore import BlobDataStore
 from caddis_propeller.engine.interfaces import Succeeded, TaskAttempt, TaskStatus
@@ -43,6 +49,9 @@ class RunningPropeller:
         database: The database.
         store: The blob store of execution data.
         config: The configuration it was started with.
+        catalog: The datacatalog client, when caching is on.
+        admin_channel: The channel of child executions, signals and recovery, when admin is
+            configured.
     """
 
     server: GrpcServer
@@ -53,6 +62,7 @@ class RunningPropeller:
     store: BlobStore
     config: PropellerConfig
     catalog: DataCatalogClient | None = None
+    admin_channel: grpc.Channel | None = None
 
     @property
     def address(self) -> str:
@@ -72,6 +82,8 @@ class RunningPropeller:
         self.plugin.close()
         if self.catalog is not None:
             self.catalog.close()
+        if self.admin_channel is not None:
+            self.admin_channel.close()
         self.database.dispose()
 
     def __enter__(self) -> RunningPropeller:
@@ -159,6 +171,20 @@ def serve(config: PropellerConfig, *, storage: StorageConfig | None = None) -> R
         retry_max=config.event_retry_max_s,
         on_sent=on_sent,
     )
+    # Launch-plan nodes, gates and recovery ask admin while evaluating (one channel).
+    admin_channel: grpc.Channel | None = None
+    launch_plans: AdminLaunchPlanRunner | None = None
+    signals: AdminSignalSource | None = None
+    if config.admin_endpoint:
+        admin_channel = grpc.insecure_channel(config.admin_endpoint)
+        launch_plans = AdminLaunchPlanRunner(admin_channel, store, timeout=config.admin_timeout_s)
+        signals = AdminSignalSource(admin_channel, timeout=config.admin_timeout_s)
+
+    def recovery(ref: identifier_pb2.WorkflowExecutionIdentifier, prefix: str) -> ReferenceOutputs:
+        return ReferenceOutputs(
+            ref, prefix, store, channel=admin_channel, timeout=config.admin_timeout_s
+        )
+
     controller = Controller(
         config,
         database=database,
@@ -169,6 +195,9 @@ def serve(config: PropellerConfig, *, storage: StorageConfig | None = None) -> R
         metrics=metrics,
         metadata_prefix=metadata_prefix,
         on_events=sender.wake,
+        launch_plans=launch_plans,
+        signals=signals,
+        recovery=recovery,
     )
     plugin.notify = controller.notify
     server.add_service(
@@ -180,6 +209,8 @@ def serve(config: PropellerConfig, *, storage: StorageConfig | None = None) -> R
         server.start()
     except Exception:
         database.dispose()
+        if admin_channel is not None:
+            admin_channel.close()
         raise
     controller.start()
     sender.start()
@@ -194,6 +225,7 @@ def serve(config: PropellerConfig, *, storage: StorageConfig | None = None) -> R
         store=store,
         config=config,
         catalog=catalog,
+        admin_channel=admin_channel,
     )
 
 
@@ -221,6 +253,8 @@ def main(config_path: str | os.PathLike[str] | None = None) -> None:
         running.controller.stop()
         running.sender.stop()
         running.plugin.close()
+        if running.admin_channel is not None:
+            running.admin_channel.close()
         running.database.dispose()
 
     serve_until_signalled(running.server, on_stop=on_stop)

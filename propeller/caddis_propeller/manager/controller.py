@@ -41,7 +41,10 @@ from caddis_propeller.engine.interfaces import (
     Catalog,
     DataStore,
     Event,
+    LaunchPlanRunner,
     NodeEvent,
+    PriorOutputs,
+    SignalSource,
     TaskRunner,
     WorkflowEvent,
 )
@@ -76,6 +79,7 @@ class _Live:
     failed_rounds: int = 0
     idle_rounds: int = 0
     abort_cause: str | None = None
+    recovery: PriorOutputs | None = None
 
 
 class _SinkProxy:
@@ -104,6 +108,11 @@ class Controller:
         metrics: Series to record.
         metadata_prefix: Blob prefix of execution data.
         on_events: Called after events were committed to the outbox (wakes the sender).
+        launch_plans: Runs launch-plan nodes as child executions (admin); None fails them.
+        signals: Values of gate signals (admin); None fails approve/signal gates.
+        recovery: Given a reference execution and its data prefix, the outputs of its
+            succeeded nodes (used for executions launched in mode RECOVERED); None reruns
+            everything.
     """
 
     def __init__(
@@ -118,6 +127,10 @@ class Controller:
         metrics: PropellerMetrics,
         metadata_prefix: str,
         on_events: Callable[[], None] | None = None,
+        launch_plans: LaunchPlanRunner | None = None,
+        signals: SignalSource | None = None,
+        recovery: Callable[[identifier_pb2.WorkflowExecutionIdentifier, str], PriorOutputs]
+        | None = None,
     ) -> None:
         self.config = config
         self.database = database
@@ -130,6 +143,9 @@ class Controller:
         self.replica_id = config.replica_id or default_replica_id()
         self.producer_id = config.producer_id
         self._on_events = on_events
+        self.launch_plans = launch_plans
+        self.signals = signals
+        self._recovery = recovery
         self.engine_config = EngineConfig(
             max_system_retries=config.max_system_retries,
             backoff_base=config.backoff_base_s,
@@ -361,6 +377,8 @@ class Controller:
             catalog=self.catalog,
             events=sink,
             config=self.engine_config,
+            launch_plans=self.launch_plans,
+            signals=self.signals,
         )
         while not self._stop.is_set():
             exec_id = self.queue.get(timeout=0.5)
@@ -398,7 +416,7 @@ class Controller:
             try:
                 if live.abort_cause is not None and live.state.abort_reason is None:
                     engine.abort(live.plan, live.state, live.abort_cause)
-                result = engine.round(live.plan, live.state)
+                result = engine.round(live.plan, live.state, recovery=live.recovery)
             except Exception as exc:
                 sink.current = None
                 self._round_failed(live, exc)
@@ -499,12 +517,27 @@ class Controller:
             self._persist(live, False, events)
         if row.abort_requested:
             live.abort_cause = row.abort_cause or "aborted"
+        live.recovery = self._prior_outputs(request)
         with self._lock:
             if self._leases.get(lease.execution_id) != lease:
                 return None
             self._live[lease.execution_id] = live
             self._by_key[key] = lease.execution_id
         return live
+
+    def _prior_outputs(
+        self, request: propeller_service_pb2.LaunchExecutionRequest
+    ) -> PriorOutputs | None:
+        """The reference execution's outputs when ``request`` recovers one, else None."""
+        opts = request.options
+        if (
+            self._recovery is None
+            or opts.mode != propeller_service_pb2.EXECUTION_MODE_RECOVERED
+            or not opts.HasField("reference_execution")
+        ):
+            return None
+        ref = opts.reference_execution
+        return self._recovery(ref, self._exec_prefix(ref))
 
     def _plan(self, request: propeller_service_pb2.LaunchExecutionRequest) -> WorkflowPlan:
         uri = request.compiled_closure_uri

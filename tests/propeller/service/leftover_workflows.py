@@ -7,10 +7,11 @@ writes a marker file per run (see :mod:`tests.propeller.service.workflows`).
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
-from caddis import Cache, map_task, task, workflow
-from tests.propeller.service.workflows import _mark
+from caddis import Cache, LaunchPlan, approve, dynamic, map_task, task, wait_for_input, workflow
+from tests.propeller.service.workflows import _mark, sleepy
 
 
 @task(cache=Cache(version="1"))
@@ -44,3 +45,57 @@ def flaky_square(x: int) -> int:
 @workflow
 def recoverable(x: int) -> int:
     return flaky_square(x=add_one(x=x))
+
+
+@workflow
+def child(x: int) -> int:
+    return add_one(x=x)
+
+
+child_lp = LaunchPlan.get_or_create(child, name="child_lp")
+
+
+@workflow
+def parent(x: int) -> int:
+    """Runs ``child`` as a child execution (launch-plan node), then adds one more."""
+    return add_one(x=child_lp(x=x))
+
+
+@task
+def total2(a: int, b: int) -> int:
+    _mark("total2")
+    return a + b
+
+
+@workflow
+def gated(x: int) -> int:
+    """Waits for an integer signal ``bonus`` and an approval before adding them."""
+    bonus = wait_for_input("bonus", timeout=timedelta(minutes=5), expected_type=int)
+    first = add_one(x=x)
+    approved = approve(first, "go", timeout=timedelta(minutes=5))
+    return total2(a=approved, b=bonus)
+
+
+@dynamic
+def fan_flaky(n: int) -> list[int]:
+    """``n`` add_one tasks, then one flaky task: recovery must keep the add_ones."""
+    ones = [add_one(x=i) for i in range(n)]
+    return [flaky_square(x=o) for o in ones]
+
+
+@workflow
+def recoverable_dynamic(n: int) -> list[int]:
+    return fan_flaky(n=n)
+
+
+@workflow
+def slow_child(seconds: float) -> float:
+    return sleepy(seconds=seconds)
+
+
+slow_child_lp = LaunchPlan.get_or_create(slow_child, name="slow_child_lp")
+
+
+@workflow
+def slow_parent(seconds: float) -> float:
+    return slow_child_lp(seconds=seconds)
