@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from caddis import Cache, LaunchPlan, approve, dynamic, map_task, task, wait_for_input, workflow
-from tests.propeller.service.workflows import _mark, sleepy
+from tests.propeller.service.workflows import _mark, sleepy, total
 
 
 @task(cache=Cache(version="1"))
@@ -77,14 +77,14 @@ def gated(x: int) -> int:
 
 
 @dynamic
-def fan_flaky(n: int) -> list[int]:
-    """``n`` add_one tasks, then one flaky task: recovery must keep the add_ones."""
+def fan_flaky(n: int) -> int:
+    """``n`` add_one tasks and their sum, then a flaky square: recovery keeps all but it."""
     ones = [add_one(x=i) for i in range(n)]
-    return [flaky_square(x=o) for o in ones]
+    return flaky_square(x=total(xs=ones))
 
 
 @workflow
-def recoverable_dynamic(n: int) -> list[int]:
+def recoverable_dynamic(n: int) -> int:
     return fan_flaky(n=n)
 
 
@@ -99,3 +99,8 @@ slow_child_lp = LaunchPlan.get_or_create(slow_child, name="slow_child_lp")
 @workflow
 def slow_parent(seconds: float) -> float:
     return slow_child_lp(seconds=seconds)
+
+
+@workflow
+def recoverable_map(xs: list[int]) -> int:
+    return flaky_square(x=total(xs=map_task(add_one)(x=xs)))
