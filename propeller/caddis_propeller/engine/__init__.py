@@ -78,7 +78,10 @@ Semantics
 - Array nodes: mapped inputs (not in ``bound_inputs``) must be equal-length lists; items run
   with ``parallelism`` (0 = unlimited), per-item retries and caching, through
   ``BatchTaskRunner.start_batch`` when the runner has it; success needs ``min_successes`` /
-  ``ceil(min_success_ratio * n)``; failed items yield None; results keep item order.
+  ``ceil(min_success_ratio * n)``; failed items yield None; results keep item order. A runner
+  that is also a ``CompletionTracker`` tells the engine which in-flight items need a ``check``
+  (``needs_check``), so a round costs per completion instead of per item in flight; without
+  it every in-flight item is checked every round.
 - Gates: sleep uses the clock; approve/signal poll ``SignalSource``.
 - Launch plans run through ``LaunchPlanRunner`` (local: inline child; propeller: admin).
 - Failure policy: FAIL_IMMEDIATELY aborts running nodes on the first failure; otherwise
@@ -108,6 +111,7 @@ from caddis_propeller.engine.interfaces import (
     BinaryAttrResolver,
     Catalog,
     Clock,
+    CompletionTracker,
     DataStore,
     Dynamic,
     Event,
@@ -152,6 +156,7 @@ __all__ = [
     "Catalog",
     "Clock",
     "CollectingEventSink",
+    "CompletionTracker",
     "DataStore",
     "Dynamic",
     "Engine",

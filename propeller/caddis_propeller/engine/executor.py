@@ -30,6 +30,7 @@ from caddis_propeller.engine.interfaces import (
     BinaryAttrResolver,
     Catalog,
     Clock,
+    CompletionTracker,
     DataStore,
     Dynamic,
     EventSink,
@@ -259,9 +260,14 @@ class _GraphRT:
 
 
 class _ArrayRT:
-    """Transient runtime of an array node: its resolved inputs and in-memory item outputs."""
+    """Transient runtime of an array node: its resolved inputs and in-memory item outputs.
 
-    __slots__ = ("bound", "inputs", "mapped", "outputs")
+    ``by_handle`` maps the runner handles of in-flight items back to item indexes (for a
+    :class:`CompletionTracker`); built on first use from the persisted handles, then kept in
+    step with them.
+    """
+
+    __slots__ = ("bound", "by_handle", "inputs", "mapped", "outputs")
 
     def __init__(self, inputs: literals_pb2.LiteralMap, bound: frozenset[str], size: int) -> None:
         self.inputs = inputs
@@ -270,6 +276,7 @@ class _ArrayRT:
             (k, v.collection.literals) for k, v in inputs.literals.items() if k not in bound
         ]
         self.outputs: list[literals_pb2.LiteralMap | None] = [None] * size
+        self.by_handle: dict[str, int] | None = None
 
 
 class Engine:
@@ -306,6 +313,9 @@ class Engine:
         self._runner = runner
         self._batch: BatchTaskRunner | None = (
             runner if isinstance(runner, BatchTaskRunner) else None
+        )
+        self._tracker: CompletionTracker | None = (
+            runner if isinstance(runner, CompletionTracker) else None
         )
         self._data = data
         self._catalog = catalog
@@ -1668,9 +1678,10 @@ class Engine:
         ap = np_.array
         assert ap is not None
         parallelism = ap.parallelism
-        # 1. Observe items in flight (runners that returned Running).
+        # 1. Observe items in flight (runners that returned Running): those the runner names
+        # as needing a look (cost per completion), else all of them.
         if a.handles:
-            for i in list(a.handles)[:budget]:
+            for i in self._items_to_check(ctx, sub, a, art)[:budget]:
                 budget -= 1
                 att = self._item_attempt(ctx, sub, a, art, path, i)
                 started = a.started.get(i, ctx.now)
@@ -1743,7 +1754,6 @@ class Engine:
                 err = make_error("RunnerStartError", str(exc), kind=_SYSTEM)
                 statuses = [Failed(err)] * len(batch)
             for att, st in zip(batch, statuses, strict=True):
-                a.started[att.array_index or 0] = ctx.now
                 self._item_status(ctx, sub, a, art, path, att, st)
         else:
             start = self._runner.start
@@ -1753,7 +1763,37 @@ class Engine:
                 except Exception as exc:
                     st = Failed(make_error("RunnerStartError", str(exc), kind=_SYSTEM))
                 self._item_status(ctx, sub, a, art, path, att, st)
-        a.started = {i: t for i, t in a.started.items() if i in a.handles}
+
+    def _items_to_check(self, ctx: _Ctx, sub: NodePlan, a: ArrayState, art: _ArrayRT) -> list[int]:
+        """In-flight items to check this round: the tracker's answer plus timed-out items."""
+        handles = a.handles
+        tracker = self._tracker
+        named = None
+        if tracker is not None:
+            assert sub.task is not None
+            try:
+                named = tracker.needs_check(sub.task, handles.values())
+            except Exception:
+                named = None  # a tracker failure costs a full check, never an item
+        if named is None:
+            return list(handles)
+        by_handle = art.by_handle
+        if by_handle is None:
+            by_handle = {h: i for i, h in handles.items()}
+            if len(by_handle) != len(handles):
+                return list(handles)  # handles shared between items: cannot map back
+            art.by_handle = by_handle
+        due = [i for h in named if (i := by_handle.get(h)) is not None]
+        timeout = sub.timeout
+        if timeout is not None and a.started:
+            limit = ctx.now - timeout
+            # One C-level min per round; the Python scan only when some item is overdue.
+            if min(a.started.values()) <= limit:
+                seen = set(due)
+                due.extend(
+                    i for i, t in a.started.items() if t <= limit and i not in seen and i in handles
+                )
+        return due
 
     def _item_status(
         self,
@@ -1786,12 +1826,22 @@ class Engine:
                 a.n_running += 1
                 a.started[i] = ctx.now
                 self._task_event(ctx, att, st.phase, handle=st.handle, status=st)
+            by_handle = art.by_handle
+            if by_handle is not None:
+                old = a.handles.get(i)
+                if old is not None and old != st.handle:
+                    by_handle.pop(old, None)
+                if by_handle.setdefault(st.handle, i) != i:
+                    art.by_handle = None  # shared handle: fall back to checking everything
             a.handles[i] = st.handle
             ctx.pending = True
             return
         if was_running:
             a.n_running -= 1
-            a.handles.pop(i, None)
+            old = a.handles.pop(i, None)
+            a.started.pop(i, None)
+            if old is not None and art.by_handle is not None:
+                art.by_handle.pop(old, None)
         if isinstance(st, Succeeded):
             okey = f"{att.output_prefix}/outputs.pb"
             outputs: literals_pb2.LiteralMap | None = st.outputs

@@ -6,7 +6,7 @@ needed) or a small slotted value class. The engine never does I/O itself; it cal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
@@ -162,6 +162,38 @@ class BatchTaskRunner(Protocol):
 
     def start_batch(self, attempts: Sequence[TaskAttempt]) -> Sequence[TaskStatus]:
         """Start many item attempts at once."""
+        ...
+
+
+@runtime_checkable
+class CompletionTracker(Protocol):
+    """Optional extension of :class:`TaskRunner`: which in-flight array items need a check.
+
+    Without it the engine calls ``check`` for every in-flight item of an array node every
+    round (10,000 items in flight: 10,000 checks per round, each building the item's attempt).
+    With it, a round asks once per array node and checks only the items named, so a round costs
+    per completion, not per item in flight.
+
+    The answer must be *conservative*: name every handle whose ``check`` could return anything
+    but a plain "still running" (finished, failed, lost, unknown to this runner, e.g. after a
+    restart). Naming a handle that is still running is harmless (it is checked and stays
+    running). It must not consume anything: until ``check`` has returned a terminal status for a
+    handle, the handle keeps being named (so a round that crashes before its state is persisted
+    loses nothing). The engine still enforces item timeouts itself.
+    """
+
+    def needs_check(
+        self, task: tasks_pb2.TaskTemplate, handles: Collection[str]
+    ) -> Collection[str] | None:
+        """Of ``handles`` (items of one array node in flight, all running ``task``), those to check.
+
+        Args:
+            task: The items' task (a runner over several plugins picks the plugin by it).
+            handles: Handles of the in-flight items.
+
+        Returns:
+            The handles to check, or None to have the engine check them all.
+        """
         ...
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
-from caddis_idl.core.v1 import execution_pb2
+from caddis_idl.core.v1 import execution_pb2, tasks_pb2
 from caddis_propeller.engine.interfaces import (
     Failed,
     Running,
@@ -66,11 +66,23 @@ class BatchPlugin(Protocol):
         ...
 
 
+@runtime_checkable
+class TrackingPlugin(Protocol):
+    """A plugin that knows which of its in-flight attempts need a check.
+
+    See :class:`~caddis_propeller.engine.interfaces.CompletionTracker` for the contract.
+    """
+
+    def needs_check(self, handles: Collection[str]) -> Collection[str]:
+        """Of ``handles`` (attempts in flight), those whose ``check`` may not say "running"."""
+        ...
+
+
 StartObserver = Callable[[TaskAttempt, float], None]
 
 
 class PluginRunner:
-    """The engine's ``TaskRunner`` (and ``BatchTaskRunner``) over a plugin registry.
+    """The engine's ``TaskRunner`` (and ``BatchTaskRunner``, ``CompletionTracker``) over plugins.
 
     Args:
         plugins: Plugins by task type.
@@ -144,6 +156,15 @@ class PluginRunner:
             for a, s in zip(attempts, statuses, strict=True)
         ]
 
+    def needs_check(
+        self, task: tasks_pb2.TaskTemplate, handles: Collection[str]
+    ) -> Collection[str] | None:
+        """In-flight array items that need a check, from the task's plugin (None: all of them)."""
+        plugin = self._plugins.get(task.type, self._default)
+        if not isinstance(plugin, TrackingPlugin):
+            return None
+        return plugin.needs_check(handles)
+
     def check(self, attempt: TaskAttempt, handle: str) -> TaskStatus:
         """Check an attempt; plugin exceptions keep it running (checked again next round)."""
         plugin = self.plugin_for(attempt)
@@ -165,4 +186,4 @@ class PluginRunner:
             plugin.finalize(attempt, handle)
 
 
-__all__ = ["BatchPlugin", "Plugin", "PluginRunner", "system_error"]
+__all__ = ["BatchPlugin", "Plugin", "PluginRunner", "TrackingPlugin", "system_error"]
