@@ -172,3 +172,51 @@ def test_storage_config_from_yaml_and_env(tmp_path: Path) -> None:
     assert (cfg.endpoint, cfg.access_key, cfg.secure) == ("http://minio:9000", "minio", False)
     assert cfg.retry == RetryConfig(max_attempts=2, max_elapsed=7.5)
     assert env_var_name("storage", "retry", "max_attempts") == "CADDIS_STORAGE_RETRY_MAX_ATTEMPTS"
+
+
+def test_storage_config_load_is_cached_per_file_and_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from caddis.storage import clear_store_cache
+
+    StorageConfig.clear_cache()
+    calls: list[str] = []
+    import caddis.storage._config as config_module
+
+    real = config_module.load_config
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append("load")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(config_module, "load_config", counting)
+    path = write(tmp_path, "caddis.yaml", "storage:\n  endpoint: a:1\n")
+    env = {"CADDIS_STORAGE_REGION": "r1", "UNRELATED": "x"}
+    first = StorageConfig.load(path, env=env)
+    assert StorageConfig.load(path, env=env) is first
+    # Variables outside CADDIS_STORAGE_* do not matter; storage ones do.
+    assert StorageConfig.load(path, env={**env, "UNRELATED": "y"}) is first
+    assert len(calls) == 1
+    other = StorageConfig.load(path, env={**env, "CADDIS_STORAGE_REGION": "r2"})
+    assert (other.region, len(calls)) == ("r2", 2)
+    # CADDIS_CONFIG names the file when no path is given; an edited file is read again.
+    by_var = StorageConfig.load(env={"CADDIS_CONFIG": str(path)})
+    assert by_var.endpoint == "a:1"
+    path.write_text("storage:\n  endpoint: b:22\n")
+    os.utime(path, ns=(1, 1))
+    assert StorageConfig.load(env={"CADDIS_CONFIG": str(path)}).endpoint == "b:22"
+    n = len(calls)
+    StorageConfig.load(env={"CADDIS_CONFIG": str(path)})
+    assert len(calls) == n
+    # clear_cache (and clear_store_cache) forget everything.
+    StorageConfig.clear_cache()
+    StorageConfig.load(env={"CADDIS_CONFIG": str(path)})
+    clear_store_cache()
+    StorageConfig.load(env={"CADDIS_CONFIG": str(path)})
+    assert len(calls) == n + 2
+    # A missing file is reported on every call, never cached.
+    for _ in range(2):
+        with pytest.raises(ConfigError):
+            StorageConfig.load(tmp_path / "missing.yaml", env={})

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from caddis.config import load_config
+from caddis.config import CONFIG_ENV_VAR, load_config
 
 __all__ = ["RetryConfig", "StorageConfig"]
 
@@ -89,6 +90,11 @@ class StorageConfig:
     ) -> StorageConfig:
         """Load from the ``storage`` section of ``path`` (or ``CADDIS_CONFIG``) and the env.
 
+        Results are cached per (file, its size and modification time, ``CADDIS_STORAGE_*``
+        variables of ``env``): a warm worker calls this for every task attempt, and parsing the
+        file and the environment again each time cost ~15 % of a trivial task. Changing the
+        file or a variable gives a fresh load; :meth:`clear_cache` forgets everything.
+
         Args:
             path: A YAML or TOML config file; ``None`` uses ``CADDIS_CONFIG`` if set.
             env: Environment holding ``CADDIS_STORAGE_*`` overrides.
@@ -96,7 +102,25 @@ class StorageConfig:
         Returns:
             The configuration.
         """
-        return load_config(cls, section="storage", path=path, env=env)
+        key = _cache_key(path, env)
+        if key is not None:
+            key = (cls, *key)
+            cached = _LOADED.get(key)
+            if cached is not None:
+                return cached
+        config = load_config(cls, section="storage", path=path, env=env)
+        if key is not None:
+            with _LOCK:
+                if len(_LOADED) >= _CACHE_LIMIT:
+                    _LOADED.clear()
+                _LOADED[key] = config
+        return config
+
+    @staticmethod
+    def clear_cache() -> None:
+        """Forget the results cached by :meth:`load` (tests; or to re-read an unchanged file)."""
+        with _LOCK:
+            _LOADED.clear()
 
     def resolved_metadata_prefix(self) -> str:
         """``metadata_prefix``, or ``file://<local_root>/metadata`` when it is empty."""
@@ -105,6 +129,30 @@ class StorageConfig:
     def resolved_raw_data_prefix(self) -> str:
         """``raw_data_prefix``, or ``file://<local_root>/raw`` when it is empty."""
         return self.raw_data_prefix or _file_prefix(self.local_root, "raw")
+
+
+_ENV_PREFIX = "CADDIS_STORAGE_"
+_CACHE_LIMIT = 64
+_LOCK = threading.Lock()
+_LOADED: dict[tuple[object, ...], StorageConfig] = {}
+
+
+def _cache_key(
+    path: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> tuple[object, ...] | None:
+    """What :meth:`StorageConfig.load` depends on; None when it cannot be told (no caching)."""
+    if path is None:
+        path = env.get(CONFIG_ENV_VAR) or None
+    file: tuple[object, ...] = ()
+    if path is not None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None  # a missing file is load_config's error to report, every time
+        file = (os.fspath(path), st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+    # Keys only: os.environ decodes every value it yields, and only a few keys match.
+    overrides = tuple(sorted((k, env[k]) for k in env if k.startswith(_ENV_PREFIX)))
+    return (file, overrides)
 
 
 def _file_prefix(root: str, name: str) -> str:

@@ -46,9 +46,10 @@ def get_store(
 
 
 def clear_store_cache() -> None:
-    """Forget every cached store (tests; or after credentials rotate)."""
+    """Forget every cached store and loaded configuration (tests; after credentials rotate)."""
     with _lock:
         _stores.clear()
+    StorageConfig.clear_cache()
 
 
 def _build(scheme: str, config: StorageConfig) -> BlobStore:
