@@ -147,11 +147,22 @@ def main() -> None:
     parser.add_argument("--map-items", type=int, default=10_000)
     parser.add_argument("--fan-out", type=int, default=1000)
     parser.add_argument("--warm", type=int, default=2)
+    parser.add_argument(
+        "--only",
+        choices=["all", "map"],
+        default="all",
+        help="map: only the map task (and propeller's peak RSS), for quick re-measuring",
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(Path(tmp), args.warm)
         try:
+            if args.only == "map":
+                began = bench.launch("map", w.map_noop, {"xs": list(range(args.map_items))})
+                results[f"map_{args.map_items}_s"] = bench.wait("map", poll=0.05) - began
+                results["propeller_peak_rss_mb"] = peak_rss_mb()
+                return print_results(results)
             # 1. submit -> first task start
             starts = []
             for i in range(args.launches):
@@ -184,11 +195,24 @@ def main() -> None:
         finally:
             bench.close()
         results["engine_persist_per_node_ms"] = instant_runner_overhead(Path(tmp))
+    results["propeller_peak_rss_mb"] = peak_rss_mb()
+    print_results(results)
+
+
+def print_results(results: dict[str, Any]) -> None:
+    """Print the results as JSON, floats rounded."""
     print(
         json.dumps(
             {k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=2
         )
     )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (propeller runs in-process), in MiB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def instant_runner_overhead(tmp: Path, nodes: int = 50, runs: int = 20) -> float:
