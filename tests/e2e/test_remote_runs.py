@@ -112,11 +112,6 @@ def test_remote_outputs_equal_local(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="node executions of a repeated cached map task report no cache status (empty "
-    "closure.cache_status): check that propeller puts CatalogCacheStatus in node/task events "
-    "and admin stores it",
-)
 def test_second_run_hits_the_cache(sqlite_sandbox: Any, program: ModuleType) -> None:
     first = sqlite_sandbox.execute(program.pipeline, {"xs": [5, 6]}, wait=True, timeout=120)
     second = sqlite_sandbox.execute(program.pipeline, {"xs": [5, 6]}, wait=True, timeout=120)
