@@ -131,7 +131,9 @@ class Bench:
 
     def first_claim(self, since: float) -> float | None:
         attempts = Path(self.running.plugin.work_dir)
-        times = [p.stat().st_mtime for p in attempts.rglob("claimed")]
+        # A fresh process's claim is the ``claimed`` file; a warm worker claims in ``lock``.
+        claims = [*attempts.rglob("claimed"), *attempts.rglob("lock")]
+        times = [p.stat().st_mtime for p in claims]
         times = [t for t in times if t >= since]
         return min(times) if times else None
 

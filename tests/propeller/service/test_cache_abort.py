@@ -110,10 +110,11 @@ def test_abort_stops_running_process(start_propeller, make_config, admin, marker
     attempts = Path(p.running.plugin.work_dir)
 
     def running_pid() -> int | None:
-        import json
+        from caddis_propeller.plugins import attempt_dir as ad
 
-        for claim in attempts.rglob("claimed"):
-            pid = json.loads(claim.read_text()).get("pid")
+        # A fresh process's claim is the ``claimed`` file, a warm worker's is in ``lock``.
+        for lock in attempts.rglob(ad.LOCK):
+            pid = (ad.read_claim(lock.parent) or {}).get("pid")
             if pid:
                 return int(pid)
         return None
