@@ -61,6 +61,13 @@ def test_metrics_endpoint(start_propeller, make_config) -> None:
         'caddis_propeller_node_time_seconds_count{part="plugin_start"}',
     ):
         assert series in body, series
+    # The runtime's timings reach propeller: time spent in user code is measured, not zero.
+    sums = {
+        line.split()[0]: float(line.split()[1])
+        for line in body.splitlines()
+        if line.startswith("caddis_propeller_node_time_seconds_sum{")
+    }
+    assert sums['caddis_propeller_node_time_seconds_sum{part="user_code"}'] > 0, sums
 
 
 def test_resource_slots_keep_the_machine_from_oversubscribing(
