@@ -20,7 +20,9 @@ Launching: ``LaunchPlan``, ``CronSchedule``, ``FixedRate``, ``Labels``, ``Annota
 References: ``reference_task``, ``reference_workflow``,
 ``reference_launch_plan``. Run time: ``current_context``, ``ExecutionParameters``,
 ``Deck``, ``FlyteContext``, ``FlyteContextManager``. Types: ``FlyteFile``,
-``FlyteDirectory``, ``StructuredDataset``, ``kwtypes``.
+``FlyteDirectory``, ``StructuredDataset``, ``kwtypes``. Errors: ``caddis.exceptions``
+(``NonRecoverableError`` fails a task without retrying; every other exception is retried
+within ``retries``).
 
 Importing ``caddis`` is cheap: each name is imported on first use (task processes pay
 start-up time per task).

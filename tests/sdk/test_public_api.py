@@ -62,6 +62,34 @@ def test_unknown_attribute_raises_attribute_error() -> None:
         raise AssertionError("expected AttributeError")
 
 
+def test_exceptions_module_is_pinned_and_light() -> None:
+    import caddis.exceptions as exc
+    import caddis.exceptions.user as user
+    import caddis.runtime as rt
+
+    assert sorted(exc.__all__) == [
+        "CaddisUserError",
+        "CompilationError",
+        "FlyteNonRecoverableException",
+        "FlyteRecoverableException",
+        "LocalExecutionError",
+        "NonRecoverableError",
+        "RecoverableError",
+        "is_recoverable",
+    ]
+    for name in exc.__all__:
+        assert getattr(exc, name) is not None, name
+    assert exc.FlyteNonRecoverableException is exc.NonRecoverableError
+    assert user.FlyteRecoverableException is rt.RecoverableError is exc.RecoverableError
+    assert rt.NonRecoverableError is exc.NonRecoverableError
+    probe = (
+        "import sys, caddis.exceptions, caddis.exceptions.user; "
+        "print(any(m in sys.modules for m in ('caddis_propeller', 'caddis._local', 'grpc')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 _PROBE = """
 import json, sys, time
 t0 = time.perf_counter()

@@ -11,6 +11,9 @@
   working directory, logging, raw output prefix, checkpoint, decks); :class:`Deck` adds an
   HTML page to the attempt's deck; :func:`execute_named` loads a task by module and name once
   per process (for warm workers); :class:`SyncCheckpoint` is the checkpoint implementation.
+- :class:`RecoverableError` / :class:`NonRecoverableError` (and flytekit's names) are
+  re-exported from :mod:`caddis.exceptions`: every user exception is retried within the
+  task's ``retries`` unless it is a NonRecoverableError.
 
 Names are loaded lazily so that ``import caddis.runtime`` stays cheap.
 """
@@ -21,16 +24,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from caddis.core.context import current_context
+    from caddis.exceptions import (
+        FlyteNonRecoverableException,
+        FlyteRecoverableException,
+        NonRecoverableError,
+        RecoverableError,
+        is_recoverable,
+    )
     from caddis.runtime._execute import (
         AttemptContext,
-        FlyteRecoverableException,
-        RecoverableError,
         TaskResult,
         error_document,
         execute_batch,
         execute_named,
         execute_task,
-        is_recoverable,
     )
     from caddis.runtime.checkpoint import Checkpoint, SyncCheckpoint
     from caddis.runtime.deck import Deck
@@ -39,7 +46,9 @@ __all__ = [
     "AttemptContext",
     "Checkpoint",
     "Deck",
+    "FlyteNonRecoverableException",
     "FlyteRecoverableException",
+    "NonRecoverableError",
     "RecoverableError",
     "SyncCheckpoint",
     "TaskResult",
@@ -53,14 +62,16 @@ __all__ = [
 
 _WHERE = {
     "AttemptContext": "caddis.runtime._execute",
-    "FlyteRecoverableException": "caddis.runtime._execute",
-    "RecoverableError": "caddis.runtime._execute",
+    "FlyteNonRecoverableException": "caddis.exceptions",
+    "FlyteRecoverableException": "caddis.exceptions",
+    "NonRecoverableError": "caddis.exceptions",
+    "RecoverableError": "caddis.exceptions",
     "TaskResult": "caddis.runtime._execute",
     "error_document": "caddis.runtime._execute",
     "execute_task": "caddis.runtime._execute",
     "execute_named": "caddis.runtime._execute",
     "execute_batch": "caddis.runtime._execute",
-    "is_recoverable": "caddis.runtime._execute",
+    "is_recoverable": "caddis.exceptions",
     "Checkpoint": "caddis.runtime.checkpoint",
     "SyncCheckpoint": "caddis.runtime.checkpoint",
     "Deck": "caddis.runtime.deck",

@@ -22,12 +22,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from caddis.core.context import _EXECUTION, ExecutionParameters
+from caddis.exceptions import (
+    FlyteNonRecoverableException,
+    FlyteRecoverableException,
+    NonRecoverableError,
+    RecoverableError,
+    is_recoverable,
+)
 from caddis.runtime.checkpoint import Checkpoint
 from caddis_idl.core.v1 import dynamic_job_pb2, errors_pb2, execution_pb2, literals_pb2
 
 __all__ = [
     "AttemptContext",
     "ExecutionId",
+    "FlyteNonRecoverableException",
+    "FlyteRecoverableException",
+    "NonRecoverableError",
     "RecoverableError",
     "TaskResult",
     "error_document",
@@ -38,25 +48,6 @@ __all__ = [
 ]
 
 _perf = time.perf_counter
-
-
-class RecoverableError(Exception):
-    """Raise from a task to ask for a retry: the failure is USER but RECOVERABLE.
-
-    Any exception class named ``FlyteRecoverableException`` (flytekit's name) or deriving
-    from this one counts; other user exceptions are non-recoverable.
-    """
-
-
-#: flytekit's name, so that ``from caddis.runtime import FlyteRecoverableException`` works.
-FlyteRecoverableException = RecoverableError
-
-_RECOVERABLE_NAMES = frozenset({"FlyteRecoverableException", "RecoverableError"})
-
-
-def is_recoverable(exc: BaseException) -> bool:
-    """Whether a user exception asks for a retry (see :class:`RecoverableError`)."""
-    return any(k.__name__ in _RECOVERABLE_NAMES for k in type(exc).__mro__)
 
 
 class ExecutionId(str):
@@ -343,9 +334,11 @@ def execute_task(
 ) -> TaskResult:
     """Run one attempt of ``task`` on ``inputs`` and return what it produced.
 
-    Never raises for failures of the task: user exceptions become a USER error document
-    (non-recoverable unless :func:`is_recoverable`), failures converting values or loading
-    data become SYSTEM recoverable ones. ``KeyboardInterrupt``/``SystemExit`` propagate.
+    Never raises for failures of the task: user exceptions become a USER error document,
+    recoverable (retried within the task's ``retries``) unless the task raised
+    :class:`~caddis.exceptions.NonRecoverableError` (see :func:`is_recoverable`);
+    failures converting values or loading data become SYSTEM recoverable ones.
+    ``KeyboardInterrupt``/``SystemExit`` propagate.
 
     Args:
         task: A caddis task (``python_interface``, ``execute`` and, for dynamic tasks,

@@ -60,10 +60,15 @@ def test_recoverable_errors_are_retried() -> None:
     assert wfs.CALLS["flaky"] == 3
 
 
-def test_user_errors_are_not_retried_and_named() -> None:
+def test_plain_user_errors_are_retried() -> None:
+    assert wfs.flaky_plain(x=4) == 4
+    assert wfs.CALLS["flaky_plain"] == 2
+
+
+def test_user_errors_use_the_retry_budget_then_are_named() -> None:
     with pytest.raises(ValueError, match="broken input 5") as info:
         wfs.broken_wf(x=5)
-    assert wfs.CALLS["broken"] == 1
+    assert wfs.CALLS["broken"] == 4  # the first attempt and retries=3
     err = info.value
     assert isinstance(err, LocalExecutionError)
     assert err.workflow == "tests.sdk.local.wfs.broken_wf"
@@ -72,6 +77,15 @@ def test_user_errors_are_not_retried_and_named() -> None:
     assert isinstance(err.error, ValueError)
     for part in ("broken_wf", "n0", "tests.sdk.local.wfs.broken", "broken input 5"):
         assert part in str(err)
+
+
+def test_non_recoverable_errors_are_not_retried() -> None:
+    from caddis.exceptions import NonRecoverableError
+
+    with pytest.raises(NonRecoverableError, match="hopeless input 1") as info:
+        wfs.doomed_wf(x=1)
+    assert wfs.CALLS["doomed"] == 1
+    assert info.value.task == "tests.sdk.local.wfs.doomed"  # type: ignore[attr-defined]
 
 
 def test_timeout_abandons_the_attempt() -> None:

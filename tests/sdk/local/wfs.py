@@ -16,6 +16,7 @@ from caddis import (
     task,
     workflow,
 )
+from caddis.exceptions import NonRecoverableError
 from caddis.runtime import Deck, RecoverableError
 from caddis.types.file import FlyteFile
 
@@ -120,6 +121,24 @@ def flaky(x: int) -> int:
 def broken(x: int) -> int:
     bump("broken")
     raise ValueError(f"broken input {x}")
+
+
+@task(retries=3)
+def doomed(x: int) -> int:
+    bump("doomed")
+    raise NonRecoverableError(f"hopeless input {x}")
+
+
+@workflow
+def doomed_wf(x: int) -> int:
+    return doomed(x=x)
+
+
+@task(retries=2)
+def flaky_plain(x: int) -> int:
+    if bump("flaky_plain") < 2:
+        raise ConnectionError("busy")
+    return x
 
 
 @workflow

@@ -5,6 +5,7 @@ from __future__ import annotations
 from caddis.core.context import current_context
 from caddis.core.dynamic import dynamic
 from caddis.core.task import task
+from caddis.exceptions import NonRecoverableError
 from caddis.runtime import Deck, RecoverableError
 
 
@@ -26,6 +27,20 @@ def fails(x: int) -> int:
 @task
 def fails_recoverably(x: int) -> int:
     raise RecoverableError("try again")
+
+
+@task
+def fails_for_good(x: int) -> int:
+    raise NonRecoverableError(f"cannot work with {x}")
+
+
+class FlyteNonRecoverableException(Exception):
+    """A class with flytekit's name, as ported code may define or import it."""
+
+
+@task
+def fails_flytekit_style(x: int) -> int:
+    raise FlyteNonRecoverableException("ported")
 
 
 @task

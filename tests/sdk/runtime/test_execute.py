@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from caddis.core.type_engine import TypeEngine
 from caddis.runtime import AttemptContext, execute_task
 from caddis_idl.core.v1 import errors_pb2, execution_pb2
@@ -26,24 +28,37 @@ def test_defaults_and_tuple_outputs() -> None:
     assert r.outputs.literals["o1"].scalar.primitive.string_value == "B"
 
 
-def test_user_error_is_user_non_recoverable() -> None:
+def test_user_error_is_user_and_recoverable() -> None:
+    # Every user exception may be retried (within the task's retries budget).
     r = execute_task(st.fails, lm(x=1))
     assert r.outputs is None and r.error is not None
     ce = r.error.error
     assert ce.code == "USER:ValueError"
-    assert ce.kind == errors_pb2.ContainerError.KIND_NON_RECOVERABLE
+    assert ce.kind == errors_pb2.ContainerError.KIND_RECOVERABLE
     assert ce.origin == execution_pb2.ERROR_KIND_USER
     assert "no good: 1" in ce.message and "sample_tasks.py" in ce.message
     assert isinstance(r.exception, ValueError)
     err = r.execution_error()
-    assert err is not None and err.kind == execution_pb2.ERROR_KIND_USER and not err.recoverable
+    assert err is not None and err.kind == execution_pb2.ERROR_KIND_USER and err.recoverable
 
 
-def test_recoverable_user_error() -> None:
+def test_explicitly_recoverable_user_error() -> None:
     r = execute_task(st.fails_recoverably, lm(x=1))
     assert r.error is not None
     assert r.error.error.kind == errors_pb2.ContainerError.KIND_RECOVERABLE
     assert r.error.error.origin == execution_pb2.ERROR_KIND_USER
+
+
+@pytest.mark.parametrize("name", ["fails_for_good", "fails_flytekit_style"])
+def test_non_recoverable_error_is_not_retryable(name: str) -> None:
+    r = execute_task(getattr(st, name), lm(x=1))
+    assert r.error is not None
+    ce = r.error.error
+    assert ce.kind == errors_pb2.ContainerError.KIND_NON_RECOVERABLE
+    assert ce.origin == execution_pb2.ERROR_KIND_USER
+    assert ce.code in ("USER:NonRecoverableError", "USER:FlyteNonRecoverableException")
+    err = r.execution_error()
+    assert err is not None and not err.recoverable
 
 
 def test_wrong_number_of_outputs_is_a_user_error() -> None:

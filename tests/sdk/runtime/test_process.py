@@ -84,6 +84,14 @@ def test_error_pb_exit_zero(tmp_path: Path) -> None:
     assert written(out) == {"error.pb"}
     doc = errors_pb2.ErrorDocument.FromString((out / "error.pb").read_bytes())
     assert doc.error.code == "USER:ValueError"
+    assert doc.error.kind == errors_pb2.ContainerError.KIND_RECOVERABLE
+
+
+def test_non_recoverable_error_pb(tmp_path: Path) -> None:
+    proc, out = run_process(tmp_path, "tests.sdk.runtime.sample_tasks", "fails_for_good", {"x": 1})
+    assert proc.returncode == 0, proc.stderr
+    doc = errors_pb2.ErrorDocument.FromString((out / "error.pb").read_bytes())
+    assert doc.error.code == "USER:NonRecoverableError"
     assert doc.error.kind == errors_pb2.ContainerError.KIND_NON_RECOVERABLE
 
 
