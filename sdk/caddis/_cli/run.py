@@ -1,4 +1,4 @@
-"""``caddis run path/to/file.py ENTITY --input value ...``: run a task or workflow locally.
+"""``caddis run path/to/file.py ENTITY --input value ...``: run a task or workflow.
 
 The file is imported as a module (its directory, or the root of the package it belongs to,
 goes first on ``sys.path``), ENTITY is looked up in it, and a command is built from the
@@ -7,8 +7,10 @@ floats, bools and strings as such; JSON for lists, dicts, dataclasses and other 
 types; paths for files and directories). ``caddis run file.py ENTITY --help`` lists them.
 The outputs are printed as JSON where they have a JSON form (``repr`` otherwise).
 
-``--remote`` registers the entity (and its code) with admin, launches it and follows the
-node phases; ``--wait`` also prints the outputs (see :func:`caddis._cli.executions.run_remote`).
+Without ``--remote`` it runs on this machine (local execution). ``--remote`` registers the
+entity (and its code) with admin (``--endpoint``, else the configuration, else the sandbox's
+``caddis sandbox start`` writes), launches it and follows the node phases until it ends;
+``--wait`` also prints the outputs (see :func:`caddis._cli.executions.run_remote`).
 """
 
 from __future__ import annotations
@@ -175,7 +177,9 @@ def format_outputs(entity: Any, result: Any) -> str:
     return json.dumps({n: _json_safe(values[n], outputs[n]) for n in names}, indent=2, default=repr)
 
 
-def _entity_command(entity: Any, remote: bool, wait: bool = False) -> click.Command:
+def _entity_command(
+    entity: Any, remote: bool, wait: bool = False, endpoint: str | None = None
+) -> click.Command:
     iface = entity.python_interface
     params: list[click.Parameter] = []
     for name, tp in iface.inputs.items():
@@ -216,7 +220,7 @@ def _entity_command(entity: Any, remote: bool, wait: bool = False) -> click.Comm
             # Remote path (owned by caddis._cli.executions): register, launch, follow.
             from caddis._cli.executions import run_remote
 
-            run_remote(entity, kwargs, wait=wait)
+            run_remote(entity, kwargs, wait=wait, endpoint=endpoint)
             return
         try:
             result = entity(**kwargs)
@@ -238,8 +242,19 @@ def _entity_command(entity: Any, remote: bool, wait: bool = False) -> click.Comm
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     add_help_option=False,
 )
-@click.option("--remote", is_flag=True, help="Run on caddis services (see `caddis sandbox`).")
-@click.option("--wait", is_flag=True, help="With --remote: wait for the end, print the outputs.")
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Register and run on caddis services (`caddis sandbox start` runs them locally), "
+    "following node phases until the end.",
+)
+@click.option("--wait", is_flag=True, help="With --remote: also print the outputs at the end.")
+@click.option(
+    "--endpoint",
+    default=None,
+    metavar="HOST:PORT",
+    help="With --remote: admin's address (default: configuration or the sandbox).",
+)
 @click.option("--help", "show_help", is_flag=True, help="Show this message and exit.")
 @click.argument("file", required=False)
 @click.argument("entity", required=False)
@@ -248,11 +263,12 @@ def run(
     ctx: click.Context,
     remote: bool,
     wait: bool,
+    endpoint: str | None,
     show_help: bool,
     file: str | None,
     entity: str | None,
 ) -> None:
-    """Run ENTITY (a task, workflow or launch plan) defined in FILE on this machine.
+    """Run ENTITY (a task, workflow or launch plan) defined in FILE, here or with --remote.
 
     Inputs follow as options: `caddis run wf.py my_wf --x 3 --names '["a","b"]'`.
     `caddis run FILE ENTITY --help` lists the entity's inputs, types and defaults.
@@ -266,5 +282,5 @@ def run(
     if show_help:
         args.append("--help")
     obj = load_entity_from_file(file, entity)
-    command = _entity_command(obj, remote, wait)
+    command = _entity_command(obj, remote, wait, endpoint)
     command.main(args=args, prog_name=f"caddis run {file} {entity}", standalone_mode=False)

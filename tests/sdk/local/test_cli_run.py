@@ -114,6 +114,22 @@ def test_failure_is_reported(tmp_path: Path) -> None:
     assert "no way" in r.output and "boom" in r.output
 
 
-def test_remote_is_not_available_yet(tmp_path: Path) -> None:
-    r = CliRunner().invoke(cli, ["run", "--remote", str(program(tmp_path)), "boom", "--x", "1"])
-    assert r.exit_code != 0 and "caddis sandbox start" in r.output
+def test_remote_without_services_says_how_to_reach_them(tmp_path: Path) -> None:
+    # Nothing listens on a just-freed port: the message names the address and the ways out.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["run", "--remote", "--endpoint", f"127.0.0.1:{port}"]
+    r = CliRunner().invoke(cli, [*args, str(program(tmp_path)), "boom", "--x", "1"])
+    assert r.exit_code == 1
+    assert f"127.0.0.1:{port}" in r.output and "caddis sandbox start" in r.output
+    assert "not yet" not in r.output
+
+
+def test_run_help_describes_the_remote_path() -> None:
+    r = CliRunner().invoke(cli, ["run", "--help"])
+    assert r.exit_code == 0
+    for option in ("--remote", "--wait", "--endpoint"):
+        assert option in r.output
