@@ -5,7 +5,8 @@ goes first on ``sys.path``), ENTITY is looked up in it, and a command is built f
 entity's interface: one ``--<input>`` option per input, typed from its Python type (ints,
 floats, bools and strings as such; JSON for lists, dicts, dataclasses and other structured
 types; paths for files and directories). ``caddis run file.py ENTITY --help`` lists them.
-The outputs are printed as JSON where they have a JSON form (``repr`` otherwise).
+The outputs are printed as JSON where they have a JSON form (``repr`` otherwise); the paths of
+deck pages the run wrote (tasks with ``enable_deck=True``) follow on stderr.
 
 Without ``--remote`` it runs on this machine (local execution). ``--remote`` registers the
 entity (and its code) with admin (``--endpoint``, else the configuration, else the sandbox's
@@ -177,6 +178,14 @@ def format_outputs(entity: Any, result: Any) -> str:
     return json.dumps({n: _json_safe(values[n], outputs[n]) for n in names}, indent=2, default=repr)
 
 
+def _echo_decks() -> None:
+    # On stderr: stdout carries the outputs as JSON, which scripts parse.
+    from caddis._local import last_run_decks
+
+    for page in last_run_decks():
+        click.echo(f"deck: {page}", err=True)
+
+
 def _entity_command(
     entity: Any, remote: bool, wait: bool = False, endpoint: str | None = None
 ) -> click.Command:
@@ -225,8 +234,10 @@ def _entity_command(
         try:
             result = entity(**kwargs)
         except Exception as exc:  # the run failed: say why, without a caddis traceback
+            _echo_decks()
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
         click.echo(format_outputs(entity, result))
+        _echo_decks()
 
     doc = (iface.docstring or "").strip().splitlines()
     return click.Command(

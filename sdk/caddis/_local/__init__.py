@@ -18,6 +18,10 @@ original exception's type where possible) naming the workflow, node, task and er
 
 A task, dynamic or map task called on its own is wrapped in a one-node workflow.
 
+Decks: a run of tasks with ``enable_deck=True`` keeps their ``deck.html`` pages in its run
+directory; :func:`last_run_decks` returns their paths (the ``caddis`` logger also names them at
+INFO, and ``caddis run`` prints them).
+
 Environment knobs: ``CADDIS_LOCAL_CACHE_DIR`` (cache location), ``CADDIS_LOCAL_CACHE=0``
 (disable the local cache), ``CADDIS_LOCAL_CACHE_OVERWRITE=1`` (recompute cached tasks and
 replace their cached results).
@@ -54,7 +58,7 @@ from caddis_propeller.engine import Engine, ExecutionOptions
 # Imported at module level on purpose: this package is loaded only when something runs
 # locally (or by `caddis cache`), and per-run function-level imports cost measurably.
 
-__all__ = ["LocalExecutionError", "execute_entity", "local_cache"]
+__all__ = ["LocalExecutionError", "execute_entity", "last_run_decks", "local_cache"]
 
 
 class LocalExecutionError(Exception):
@@ -77,6 +81,23 @@ class LocalExecutionError(Exception):
 
 _CACHE: list[Any] = []
 _CACHE_LOCK = threading.Lock()
+
+# Per thread: how deep in nested runs (inline launch plans) we are, and the deck pages of the
+# current top-level run (a nested run's pages belong to the run that started it).
+_DECKS = threading.local()
+
+
+def last_run_decks() -> list[str]:
+    """Paths of the ``deck.html`` pages written by the last local run in this thread.
+
+    Tasks with ``enable_deck=True`` write a page per attempt (``.../decks/<node>/<attempt>/
+    deck.html`` inside the run's directory, which is kept because of them). A new run in this
+    thread replaces the list.
+
+    Returns:
+        Absolute file paths, sorted; empty when the last run wrote no decks.
+    """
+    return list(getattr(_DECKS, "pages", ()))
 
 
 def local_cache() -> Any:
@@ -346,6 +367,10 @@ def _run(
         project="local", domain="development", name=name
     )
     outputs = None
+    depth = getattr(_DECKS, "depth", 0)
+    if depth == 0:
+        _DECKS.pages = []
+    _DECKS.depth = depth + 1
 
     try:
         # Installed once for the whole run (not per attempt): the hot path stays lean.
@@ -358,6 +383,7 @@ def _run(
         if outputs is None and raise_errors:
             raise _error_for(prep, state, runner)
     finally:
+        _DECKS.depth = depth
         if cache is not None:
             cache.flush()
 
@@ -366,10 +392,21 @@ def _run(
             keep_all_raw=prep.outputs_are_opaque and outputs is not None,
         )
         if kept and run_dir.decks_written:
-            import logging
-
-            logging.getLogger("caddis").info("decks of the local run are in %s/decks", kept)
+            _note_decks(kept)
     return outputs, run_dir, data_ctx
+
+
+def _note_decks(root: str) -> None:
+    import glob
+    import logging
+
+    pages = sorted(
+        glob.glob(os.path.join(glob.escape(root), "decks", "**", "deck.html"), recursive=True)
+    )
+    _DECKS.pages.extend(pages)
+    log = logging.getLogger("caddis")
+    for page in pages:
+        log.info("deck written: %s", page)
 
 
 def _error_for(prep: Any, state: Any, runner: Any) -> LocalExecutionError:

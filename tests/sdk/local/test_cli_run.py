@@ -44,6 +44,11 @@ def wf(x: int, y: float, flag: bool, s: str, xs: typing.List[int], cfg: Cfg, pat
 @task
 def boom(x: int) -> int:
     raise ValueError("no way")
+
+
+@task(enable_deck=True)
+def decked(x: int) -> int:
+    return x + 1
 '''
 
 
@@ -133,3 +138,12 @@ def test_run_help_describes_the_remote_path() -> None:
     assert r.exit_code == 0
     for option in ("--remote", "--wait", "--endpoint"):
         assert option in r.output
+
+
+def test_run_prints_deck_paths_on_stderr(tmp_path: Path) -> None:
+    r = CliRunner().invoke(cli, ["run", str(program(tmp_path)), "decked", "--x", "1"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == 2  # stdout stays parseable
+    pages = [line[len("deck: ") :] for line in r.stderr.splitlines() if line.startswith("deck: ")]
+    assert len(pages) == 1 and pages[0].endswith("deck.html")
+    assert "Inputs" in Path(pages[0]).read_text()

@@ -170,12 +170,22 @@ def test_referenced_outputs_are_kept(isolated_local_run: Path) -> None:
     assert "work" not in os.listdir(root)
 
 
-def test_deck_is_written(isolated_local_run: Path) -> None:
-    assert wfs.decked(x=1) == 1
+def test_deck_is_written_and_its_path_reported(
+    isolated_local_run: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from caddis._local import last_run_decks
+
+    with caplog.at_level("INFO", logger="caddis"):
+        assert wfs.decked(x=1) == 1
     pages = list(isolated_local_run.glob("caddis-run-*/decks/**/deck.html"))
     assert len(pages) == 1
     text = pages[0].read_text()
     assert "deck body" in text and "Inputs" in text
+    assert last_run_decks() == [str(pages[0])]
+    assert f"deck written: {pages[0]}" in caplog.text
+    # A run without decks replaces the list.
+    assert wfs.inc(x=1) == 2
+    assert last_run_decks() == []
 
 
 def test_cache_cli(isolated_local_run: Path) -> None:
