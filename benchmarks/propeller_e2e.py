@@ -137,6 +137,18 @@ class Bench:
         times = [t for t in times if t >= since]
         return min(times) if times else None
 
+    def worker_cpu_s(self) -> float:
+        """CPU seconds (user + system) the live warm workers used so far."""
+        pool = self.running.plugin.pool
+        total = 0.0
+        for pid in pool.worker_pids() if pool is not None else []:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def close(self) -> None:
         self.channel.close()
         self.running.stop(0)
@@ -161,8 +173,13 @@ def main() -> None:
         bench = Bench(Path(tmp), args.warm)
         try:
             if args.only == "map":
+                cpu0, workers0 = process_cpu_s(), bench.worker_cpu_s()
                 began = bench.launch("map", w.map_noop, {"xs": list(range(args.map_items))})
                 results[f"map_{args.map_items}_s"] = bench.wait("map", poll=0.05) - began
+                # CPU per item is the load-independent number on a shared machine.
+                n = args.map_items
+                results["propeller_cpu_ms_per_item"] = 1000 * (process_cpu_s() - cpu0) / n
+                results["workers_cpu_ms_per_item"] = 1000 * (bench.worker_cpu_s() - workers0) / n
                 results["propeller_peak_rss_mb"] = peak_rss_mb()
                 return print_results(results)
             # 1. submit -> first task start
@@ -208,6 +225,14 @@ def print_results(results: dict[str, Any]) -> None:
             {k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=2
         )
     )
+
+
+def process_cpu_s() -> float:
+    """CPU seconds of this process: propeller and the benchmark's own polling client."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mb() -> float:

@@ -128,7 +128,9 @@ class EngineConfig:
         interruptible_failure_threshold: After this many failed attempts a node runs
             non-interruptible; -1 = only the last possible attempt does.
         max_node_evaluations_per_round: Bound on node evaluations per round.
-        array_items_per_round: Bound on item starts/checks per array node per round.
+        array_items_per_round: Bound on item starts/checks per array node per round, and on its
+            items in flight at once (the persisted state and each round's bookkeeping grow
+            with the items in flight, not with the array's size).
         reservation_heartbeat: Heartbeat (s) requested for cache-serialization reservations.
         dynamic_plan_cache_size: Compiled dynamic plans kept in memory (LRU).
     """
@@ -1677,7 +1679,10 @@ class Engine:
         budget = self.config.array_items_per_round
         ap = np_.array
         assert ap is not None
-        parallelism = ap.parallelism
+        # The in-flight window: the array's own parallelism, else (and at most) the round
+        # budget, so that state size and per-round cost stay bounded for any array size.
+        window = self.config.array_items_per_round
+        parallelism = min(ap.parallelism, window) if ap.parallelism else window
         # 1. Observe items in flight (runners that returned Running): those the runner names
         # as needing a look (cost per completion), else all of them.
         if a.handles:

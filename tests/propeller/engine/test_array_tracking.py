@@ -303,3 +303,23 @@ def test_a_failing_or_ambiguous_tracker_falls_back_to_checking_everything() -> N
     state2, _ = _drive(env2, shared, wf, t, list(range(10)), per_round=5)
     assert env2.outputs(state2) == {"ys": [x * 10 for x in range(10)]}
     assert shared.checks == 10 + 5
+
+
+def test_items_in_flight_stay_within_the_round_budget() -> None:
+    wf, t = _wf()
+    runner = TrackingRunner()
+    env = make_env({}, runner=runner, config=EngineConfig(array_items_per_round=300))  # type: ignore[arg-type]
+    plan = env.engine.prepare(compile_workflow(wf, [t]))
+    xs = list(range(2000))
+    inputs = literals_pb2.LiteralMap(literals={"xs": lit(xs)})
+    state = env.engine.start(plan, inputs, execution_id=EXEC_ID)
+    peak = 0
+    while not state.done:
+        env.engine.round(plan, state)
+        a = state.root.nodes[2].array
+        if a is not None:
+            peak = max(peak, len(a.handles))
+            assert a.n_running == len(a.handles) <= 300
+        runner.finish(120)
+    assert peak == 300
+    assert env.outputs(state) == {"ys": [x * 10 for x in xs]}
