@@ -122,3 +122,23 @@ def test_default_config_comes_from_the_environment(
     assert store.config.local_fsync is False
     assert store.config.resolved_metadata_prefix() == f"file://{tmp_path}/metadata/"
     assert store.config.resolved_raw_data_prefix() == f"file://{tmp_path}/raw/"
+
+
+def test_temporary_name_clashes_fall_back_to_fresh_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import itertools
+
+    from caddis.storage import _local
+
+    store = get_store(str(tmp_path), StorageConfig(local_fsync=False))
+    # Leftovers of a dead process with our pid hold the next names: the write still succeeds,
+    # through the next numbers or, when those clash too, a random name.
+    for start in (0, 100):
+        monkeypatch.setattr(_local, "_tmp_seq", itertools.count(start))
+        for n in range(start, start + (2 if start == 0 else 3)):
+            (tmp_path / f"{_local.TMP_PREFIX}obj.{os.getpid()}-{n}").write_bytes(b"old")
+        store.put_bytes(str(tmp_path / "obj"), b"new %d" % start)
+        assert (tmp_path / "obj").read_bytes() == b"new %d" % start
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".caddis-tmp-"))
+    assert len(leftovers) == 5  # only the planted ones: nothing of ours is left behind
