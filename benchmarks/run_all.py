@@ -216,12 +216,16 @@ def local_examples(res: Results, quick: bool, flytekit: str | None) -> None:
 
 
 # ----------------------------------------------------------------------------- remote
-def _import_copy(tmp: Path, example: str) -> Any:
+def _import_copy(code_dir: Path, example: str) -> Any:
     import importlib
 
+    # code_dir is the bundled code root: it must hold nothing but code (not the sandbox's
+    # blobs), or every registration re-packs a growing tree.
+    code_dir.mkdir(exist_ok=True)
     name = f"bench_{example}_{os.getpid()}"
-    (tmp / f"{name}.py").write_text((ROOT / "examples" / f"{example}.py").read_text())
-    sys.path.insert(0, str(tmp))
+    (code_dir / f"{name}.py").write_text((ROOT / "examples" / f"{example}.py").read_text())
+    if str(code_dir) not in sys.path:
+        sys.path.insert(0, str(code_dir))
     return importlib.import_module(name)
 
 
@@ -240,8 +244,8 @@ def remote_examples(res: Results, quick: bool) -> None:
         p.start(opts, timeout=120, echo=lambda _m: None)
         try:
             with CaddisRemote(config_file=opts.state_dir / "client.yaml") as remote:
-                cc = _import_copy(Path(tmp), "count_characters")
-                cp = _import_copy(Path(tmp), "cached_pipeline")
+                cc = _import_copy(Path(tmp) / "code", "count_characters")
+                cp = _import_copy(Path(tmp) / "code", "cached_pipeline")
 
                 def run(entity: Any, inputs: dict[str, Any], expect: Any = None) -> float:
                     began = time.perf_counter()
