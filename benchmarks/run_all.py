@@ -46,7 +46,7 @@ BENCH = ROOT / "benchmarks"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
-import sdk_local  # noqa: E402
+import sdk_local  # type: ignore[import-not-found]  # noqa: E402
 
 
 @dataclass
