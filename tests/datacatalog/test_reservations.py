@@ -28,9 +28,11 @@ RID = dc.ReservationID(dataset_id=dataset_id(), tag_name="flyte_cached-abc")
 def short_lease_catalog(
     db_url: str, tmp_path: Path, storage_config: StorageConfig
 ) -> Iterator[RunningDataCatalog]:
-    # Leases of 2 x 0.25 s, so that expiry is observable without slowing the suite.
+    # Leases of 2 x 1 s: short enough to watch one lapse, long enough that a race of 20
+    # clients on a loaded 2-core machine ends well before the winner's lease does (with
+    # 2 x 0.25 s a slow race saw a legitimate takeover mid-race).
     config = catalog_config(
-        db_url, tmp_path, max_heartbeat_interval_s=0.25, heartbeat_grace_multiplier=2.0
+        db_url, tmp_path, max_heartbeat_interval_s=1.0, heartbeat_grace_multiplier=2.0
     )
     running = serve(config, storage=storage_config)
     try:
@@ -115,8 +117,8 @@ def test_expired_reservation_is_taken_over_by_exactly_one(
     with grpc.insecure_channel(address) as channel:
         stub = datacatalog_service_pb2_grpc.DataCatalogServiceStub(channel)
         lease = _reserve(stub, first)
-        # The requested 10 s heartbeat was capped at the configured 0.25 s.
-        assert lease.heartbeat_interval.ToMilliseconds() == 250
+        # The requested 10 s heartbeat was capped at the configured 1 s.
+        assert lease.heartbeat_interval.ToMilliseconds() == 1000
         expires = lease.expires_at.ToDatetime(tzinfo=dt.UTC)
     # The holder stops heartbeating; once its lease lapsed, exactly one waiter takes it over.
     wait_until(lambda: dt.datetime.now(dt.UTC) > expires, timeout=10, message="lease lapsed")
