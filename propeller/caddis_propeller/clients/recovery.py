@@ -75,9 +75,12 @@ class ReferenceOutputs:
         uris = self._succeeded()
         if uris is not None:
             uri = uris.get(node_path)
-            if not uri:
+            if uri:
+                return self._store.read_proto(uri, literals_pb2.LiteralMap)
+            if not _is_array_item(node_path, uris):
                 return None
-            return self._store.read_proto(uri, literals_pb2.LiteralMap)
+            # Items of a map are not node executions (per-item events are off), so a
+            # succeeded item of a partly failed map is found at its deterministic location.
         for attempt in range(self._max_attempts):
             uri = f"{self.prefix}/{node_path}/{attempt}/outputs.pb"
             if self._store.exists(uri):
@@ -121,6 +124,16 @@ class ReferenceOutputs:
             token = page.next_token
             if not token:
                 return uris
+
+
+def _is_array_item(node_path: str, listed: dict[str, str]) -> bool:
+    """Whether ``node_path`` is an item (``{array}/0/{index}``) of a node not listed as succeeded.
+
+    Only then are its outputs worth probing for in the blob store.
+    """
+    head, sep, index = node_path.rpartition("/")
+    array_path, sep2, attempt = head.rpartition("/")
+    return bool(sep and sep2 and index.isdigit() and attempt == "0") and array_path not in listed
 
 
 __all__ = ["ReferenceOutputs"]

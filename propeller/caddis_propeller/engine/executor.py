@@ -747,6 +747,14 @@ class Engine:
         self._set(ctx, np_, ns, NodePhase.RECOVERED, path, parent, outputs=True)
         return True
 
+    @staticmethod
+    def _prior_item(ctx: _Ctx, item_path: str) -> literals_pb2.LiteralMap | None:
+        assert ctx.recovery is not None
+        try:
+            return ctx.recovery.get(item_path)
+        except Exception:
+            return None  # recovery is an optimisation: on failure, run the item
+
     # -- inputs -----------------------------------------------------------------------------
     def _node_outputs(self, ctx: _Ctx, rt: _GraphRT, idx: int) -> literals_pb2.LiteralMap:
         if idx == START_INDEX:
@@ -1727,6 +1735,16 @@ class Engine:
             i = a.next_index
             a.next_index += 1
             budget -= 1
+            if ctx.recovery is not None:
+                # A recovered execution reuses the items that succeeded in the reference
+                # even when the array node as a whole failed there.
+                prior = self._prior_item(ctx, f"{path}/0/{i}")
+                if prior is not None:
+                    data_put(f"{dp}/{path}/0/{i}/0/outputs.pb", prior)
+                    art.outputs[i] = prior
+                    a.phases[i] = ItemPhase.SUCCEEDED
+                    a.n_succeeded += 1
+                    continue
             inputs = self._item_inputs(art, i)
             # Item inputs are handed to the runner in the attempt and not written to the
             # DataStore (10,000 extra objects/blobs per map); a runner whose task processes

@@ -323,7 +323,11 @@ class PriorOutputs(Protocol):
     """Recovery: outputs of nodes that succeeded in an earlier execution of the same workflow."""
 
     def get(self, node_path: str) -> literals_pb2.LiteralMap | None:
-        """Return the earlier outputs of ``node_path``, or None to run the node anew."""
+        """Return the earlier outputs of ``node_path``, or None to run the node anew.
+
+        The engine also asks for the items of an array node that did not succeed as a
+        whole, by item path (``{array path}/0/{index}``), and reuses those that succeeded.
+        """
         ...
 
 

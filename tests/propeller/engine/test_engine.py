@@ -763,3 +763,33 @@ def test_task_events_and_proto_conversion() -> None:
     assert any(p.DESCRIPTOR.name == "TaskExecutionEvent" for p in protos)
     assert isinstance(env.sink.events[-1], WorkflowEvent)
     assert any(isinstance(e, TaskEvent) for e in env.sink.events)
+
+
+def test_recovery_reuses_succeeded_items_of_a_partly_failed_array() -> None:
+    t = task("sq", {"x": INT}, {"o": INT})
+    wf = workflow(
+        "wf",
+        {"xs": LIST_INT},
+        {"ys": LIST_INT},
+        [array_node("m", t, {"x": ref("start-node", "xs")})],
+        {"ys": ref("m", "o")},
+    )
+
+    class Prior:
+        """The reference execution: items 0 and 2 succeeded, item 1 failed."""
+
+        asked: list[str] = []
+
+        def get(self, node_path):
+            self.asked.append(node_path)
+            done = {"m/0/0": 100, "m/0/2": 300}
+            if node_path in done:
+                return literals_pb2.LiteralMap(literals={"o": lit(done[node_path])})
+            return None
+
+    prior = Prior()
+    env = make_env({"sq": lambda x: {"o": x * x}})
+    state, _ = env.execute(wf, [t], {"xs": [1, 2, 3]}, recovery=prior)
+    assert env.outputs(state) == {"ys": [100, 4, 300]}
+    assert [c[0] for c in env.runner.calls] == ["m/0/1"]
+    assert {"m", "m/0/0", "m/0/1", "m/0/2"} <= set(prior.asked)

@@ -104,3 +104,19 @@ def slow_parent(seconds: float) -> float:
 @workflow
 def recoverable_map(xs: list[int]) -> int:
     return flaky_square(x=total(xs=map_task(add_one)(x=xs)))
+
+
+@task
+def flaky_item(x: int) -> int:
+    """Item 1 fails while the file named by ``CADDIS_TEST_FAIL_ONCE`` exists (and removes it)."""
+    _mark("flaky_item")
+    flag = os.environ.get("CADDIS_TEST_FAIL_ONCE", "")
+    if x == 1 and flag and Path(flag).exists():
+        Path(flag).unlink()
+        raise RuntimeError("item 1 failing once, as the test asked")
+    return x + 10
+
+
+@workflow
+def partly_failing_map(xs: list[int]) -> list[int]:
+    return map_task(flaky_item)(x=xs)

@@ -94,3 +94,15 @@ def test_recovery_keeps_a_succeeded_map_node(stack: Stack, markers: Path) -> Non
     assert stack.remote.fetch_outputs(done) == {"o0": 36}
     assert runs(markers, "add_one") == 3  # the whole array node was recovered
     assert runs(markers, "total") == 1
+
+
+def test_recovery_reuses_the_succeeded_items_of_a_failed_map(stack: Stack, markers: Path) -> None:
+    stack.run(lw.partly_failing_map, {"xs": [0, 1, 2]}, name="pfirst")
+    assert stack.wait("pfirst").phase == "FAILED"
+    assert runs(markers, "flaky_item") == 3
+    recovered = stack.remote.recover("pfirst", name="psecond")
+    done = stack.wait(recovered.name)
+    assert done.phase == "SUCCEEDED", done.error
+    assert stack.remote.fetch_outputs(done) == {"o0": [10, 11, 12]}
+    assert runs(markers, "flaky_item", "psecond") == 1  # only the item that failed ran again
+    assert runs(markers, "flaky_item") == 4
