@@ -231,7 +231,8 @@ def test_lookup_survives_the_database_dropping_its_connections(
         killer.close()
     assert killed
     invalidated: list[object] = []
-    sa.event.listen(database.engine, "invalidate", lambda *args: invalidated.append(args))
+    # The lookup runs on the autocommit pool of single-statement reads.
+    sa.event.listen(database.read_engine, "invalidate", lambda *args: invalidated.append(args))
     # The dead pooled connection is invalidated and the read retried on a fresh one.
     assert lookup() == "a1"
     assert invalidated

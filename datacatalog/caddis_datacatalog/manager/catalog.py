@@ -245,8 +245,19 @@ class CatalogManager:
         repo: CatalogRepository,
         dataset_id: datacatalog_pb2.DatasetID,
         handle: ArtifactHandle,
+        out: datacatalog_pb2.Artifact | None = None,
     ) -> datacatalog_pb2.Artifact:
         """Fetch an artifact with its data, by id or by tag (the cache lookup).
+
+        Args:
+            repo: The repository of this unit of work.
+            dataset_id: The dataset to look in.
+            handle: The artifact id or the tag.
+            out: A message to fill in place (e.g. the response's ``artifact``), so that the
+                hot path builds the answer once; a new message when ``None``.
+
+        Returns:
+            The artifact (``out`` when given).
 
         Raises:
             NotFoundError: When the dataset, the tag or the artifact does not exist.
@@ -256,7 +267,7 @@ class CatalogManager:
             key, artifact_id=handle.artifact_id, tag_name=handle.tag_name
         )
         if view is not None:
-            return self._artifact_proto(view)
+            return self._artifact_proto(view, out)
         if not exists:
             raise NotFoundError(f"dataset {describe_dataset(key)} does not exist")
         raise NotFoundError(
@@ -545,16 +556,22 @@ class CatalogManager:
         path = "/".join(_path_part(p) for p in parts)
         return f"{self.settings.data_prefix.rstrip('/')}/{path}/{digest[:32]}.pb"
 
-    def _artifact_proto(self, view: ArtifactView) -> datacatalog_pb2.Artifact:
-        data = []
+    def _artifact_proto(
+        self, view: ArtifactView, out: datacatalog_pb2.Artifact | None = None
+    ) -> datacatalog_pb2.Artifact:
+        artifact = datacatalog_pb2.Artifact() if out is None else out
+        artifact.Clear()
         for item in view.data:
+            value = artifact.data.add(name=item.name).value
             if item.inline_value is not None:
-                literal = literals_pb2.Literal.FromString(item.inline_value)
+                # Parsed straight into the message that is sent: no intermediate copy.
+                value.MergeFromString(item.inline_value)
+                value.SetInParent()  # present even when the stored literal is empty
             else:
                 assert item.location is not None
-                literal = self._store.read_proto(item.location, literals_pb2.Literal)
-            data.append(datacatalog_pb2.ArtifactData(name=item.name, value=literal))
-        return transformers.artifact_proto(view, data)
+                value.CopyFrom(self._store.read_proto(item.location, literals_pb2.Literal))
+        transformers.fill_artifact(view, artifact)
+        return artifact
 
     def _delete_blobs_after_commit(self, repo: CatalogRepository, locations: list[str]) -> None:
         if not locations:

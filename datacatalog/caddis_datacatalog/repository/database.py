@@ -40,6 +40,26 @@ class Database:
         self.engine = db.create_engine(self.config)
         self._factory = db.make_session_factory(self.engine)
         self._lookup = LookupStatement(self.engine.dialect)
+        # Single-statement reads (the cache lookup) take driver connections from a pool of
+        # their own, opened in autocommit once: no BEGIN/COMMIT round trips, and no switching
+        # a shared connection's mode at every checkout and back at every return. SQLite
+        # connections already run a lone SELECT outside a transaction.
+        self.read_engine: Engine = (
+            sa.create_engine(
+                self.engine.url,
+                isolation_level="AUTOCOMMIT",
+                # No transaction is ever open on these, so there is nothing to roll back on
+                # return to the pool.
+                pool_reset_on_return=None,
+                pool_size=self.config.pool_size,
+                max_overflow=self.config.max_overflow,
+                pool_recycle=1800,
+                echo=self.config.echo,
+            )
+            if self.engine.dialect.name == "postgresql"
+            else self.engine
+        )
+        """The engine of single-statement reads (``engine`` itself on SQLite)."""
 
     @property
     def dialect(self) -> str:
@@ -89,7 +109,7 @@ class Database:
         # in one deferred transaction on first use, so that multi-statement reads see one
         # snapshot.
         for attempt in range(1, _READ_ATTEMPTS + 1):
-            scope = _ReadScope(self.engine)
+            scope = _ReadScope(self.engine, self.read_engine)
             try:
                 return work(CatalogRepository(scope.session, [], lookup=self._lookup, raw=scope))
             except DBAPIError as error:
@@ -101,16 +121,19 @@ class Database:
 
     def dispose(self) -> None:
         """Close all pooled connections."""
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
         self.engine.dispose()
 
 
 class _ReadScope:
     """The connections of one read, checked out on first use and returned by :meth:`close`."""
 
-    __slots__ = ("_conn", "_engine", "_raw", "_session")
+    __slots__ = ("_conn", "_engine", "_raw", "_raw_engine", "_session")
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, raw_engine: Engine) -> None:
         self._engine = engine
+        self._raw_engine = raw_engine
         self._raw: PoolProxiedConnection | None = None
         self._conn: sa.Connection | None = None
         self._session: Session | None = None
@@ -123,13 +146,10 @@ class _ReadScope:
         """
         raw = self._raw
         if raw is None:
-            raw = self._raw = self._engine.raw_connection()
-            if self._engine.dialect.name == "postgresql":
-                # Without this the driver opens a transaction (BEGIN) and the pool ends it on
-                # check-in (ROLLBACK): two round trips more for one SELECT. A single statement
-                # is a consistent snapshot on its own.
-                raw.driver_connection.autocommit = True  # type: ignore[union-attr]
-        dialect = self._engine.dialect
+            # In autocommit (see Database): a transaction around one SELECT would cost two
+            # round trips more, and a single statement is a consistent snapshot on its own.
+            raw = self._raw = self._raw_engine.raw_connection()
+        dialect = self._raw_engine.dialect
         cursor = raw.cursor()
         try:
             cursor.execute(sql, params)
@@ -167,12 +187,6 @@ class _ReadScope:
         raw = self._raw
         if raw is not None:
             self._raw = None
-            try:
-                if self._engine.dialect.name == "postgresql":
-                    raw.driver_connection.autocommit = False  # type: ignore[union-attr]
-            except Exception as error:
-                # A connection that cannot be switched back must not be reused.
-                raw.invalidate(error)
             raw.close()
 
 

@@ -52,29 +52,41 @@ def artifact_proto(
     view: ArtifactView, data: list[datacatalog_pb2.ArtifactData]
 ) -> datacatalog_pb2.Artifact:
     """An ``Artifact`` from its stored view and its (already resolved) data values."""
-    key = view.dataset
-    dataset_id = datacatalog_pb2.DatasetID(
-        project=key.project,
-        domain=key.domain,
-        name=key.name,
-        version=key.version,
-        uuid=view.dataset_uuid,
-    )
-    artifact = datacatalog_pb2.Artifact(
-        id=view.artifact_id,
-        dataset=dataset_id,
-        data=data,
-        metadata=datacatalog_pb2.Metadata(key_map=view.metadata),
-        partitions=[datacatalog_pb2.Partition(key=k, value=v) for k, v in view.partitions],
-        tags=[
-            datacatalog_pb2.Tag(name=name, artifact_id=view.artifact_id, dataset=dataset_id)
-            for name in view.tags
-        ],
-        created_at=timestamp(view.created_at),
-    )
-    if view.source_execution:
-        artifact.source_execution.ParseFromString(view.source_execution)
+    artifact = datacatalog_pb2.Artifact(data=data)
+    fill_artifact(view, artifact)
     return artifact
+
+
+def fill_artifact(view: ArtifactView, artifact: datacatalog_pb2.Artifact) -> None:
+    """Set every field of ``artifact`` but ``data`` from its stored view, in place.
+
+    The lookup fills the response's own message this way: building a separate ``Artifact``
+    and handing it to the response would copy it once more.
+    """
+    key = view.dataset
+    dataset_id = artifact.dataset
+    dataset_id.project = key.project
+    dataset_id.domain = key.domain
+    dataset_id.name = key.name
+    dataset_id.version = key.version
+    dataset_id.uuid = view.dataset_uuid
+    artifact.id = view.artifact_id
+    if view.metadata:
+        artifact.metadata.key_map.update(view.metadata)
+    else:
+        artifact.metadata.SetInParent()
+    for k, v in view.partitions:
+        partition = artifact.partitions.add()
+        partition.key = k
+        partition.value = v
+    for name in view.tags:
+        tag = artifact.tags.add()
+        tag.name = name
+        tag.artifact_id = view.artifact_id
+        tag.dataset.CopyFrom(dataset_id)
+    artifact.created_at.FromDatetime(view.created_at)
+    if view.source_execution:
+        artifact.source_execution.MergeFromString(view.source_execution)
 
 
 def reservation_proto(row: ReservationRow) -> datacatalog_pb2.Reservation:
@@ -100,6 +112,7 @@ __all__ = [
     "dataset_id_proto",
     "dataset_key",
     "dataset_proto",
+    "fill_artifact",
     "reservation_proto",
     "timestamp",
 ]

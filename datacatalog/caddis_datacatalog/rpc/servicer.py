@@ -159,9 +159,13 @@ class DataCatalogServicer(datacatalog_service_pb2_grpc.DataCatalogServiceService
         """See the IDL. A lookup by tag counts as a cache hit or miss."""
         dataset_id = v.dataset_id(request, "dataset", "dataset")
         handle = _handle(request)
+        # The manager fills the response's artifact in place (no copy of the whole message).
+        response = pb.GetArtifactResponse()
+        out = response.artifact
         try:
-            artifact = self._db.run(
-                lambda repo: self._manager.get_artifact(repo, dataset_id, handle), write=False
+            self._db.run(
+                lambda repo: self._manager.get_artifact(repo, dataset_id, handle, out),
+                write=False,
             )
         except NotFoundError:
             if handle.tag_name is not None:
@@ -169,7 +173,7 @@ class DataCatalogServicer(datacatalog_service_pb2_grpc.DataCatalogServiceService
             raise
         if handle.tag_name is not None:
             self._metrics.cache_hits.inc()
-        return pb.GetArtifactResponse(artifact=artifact)
+        return response
 
     def ListArtifacts(
         self, request: pb.ListArtifactsRequest, context: grpc.ServicerContext

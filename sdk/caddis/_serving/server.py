@@ -148,6 +148,12 @@ class ServingInterceptor(_InterceptorBase):
 
     def __init__(self, metrics: ServerMetrics) -> None:
         self._metrics = metrics
+        # gRPC asks for the handler on every call; the wrapper depends only on the method and
+        # the handler found for it, so it is built once per method (handler identity checked,
+        # in case an inner interceptor hands out a different handler) instead of per call.
+        self._wrapped: dict[
+            str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]
+        ] = {}
 
     def intercept_service(
         self,
@@ -158,7 +164,19 @@ class ServingInterceptor(_InterceptorBase):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        service, method = _split_method(handler_call_details.method)
+        full_method = handler_call_details.method
+        cached = self._wrapped.get(full_method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, full_method)
+        # A plain dict store is atomic under the GIL; a lost race only builds one wrapper more.
+        self._wrapped[full_method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], full_method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        service, method = _split_method(full_method)
         metrics = self._metrics
         deserializer = _tolerant(handler.request_deserializer)
         serializer = handler.response_serializer
