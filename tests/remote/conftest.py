@@ -35,6 +35,11 @@ def pipeline(x: int) -> int:
     return double(x=double(x=x))
 
 
+@workflow
+def with_default(x: int = 7) -> int:
+    return double(x=x)
+
+
 pipeline_lp = LaunchPlan.get_or_create(
     pipeline, name=__name__ + ".pipeline_lp", default_inputs={"x": 5}
 )

@@ -113,6 +113,14 @@ def test_execute_creates_execution_and_manages_it(remote: Any, flows: ModuleType
     )
 
 
+def test_execute_workflow_fills_its_python_defaults(remote: Any, flows: ModuleType) -> None:
+    # The workflow's default input travels in its default launch plan, so leaving it out
+    # remotely works as it does locally.
+    execution = remote.execute(flows.with_default, inputs={})
+    assert remote.fetch_inputs_literals(execution).literals["x"].scalar.primitive.integer == 7
+    assert execution.proto.closure.workflow_id.name == flows.with_default.name
+
+
 def test_execute_task_through_wrapper_workflow(remote: Any, flows: ModuleType) -> None:
     execution = remote.execute(flows.greet, inputs={"name": "caddis", "times": 2})
     wf = remote.fetch_workflow(flows.greet.name)

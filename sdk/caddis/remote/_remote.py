@@ -615,6 +615,10 @@ class CaddisRemote:
                 f"cannot execute {entity!r}: expected a task, workflow, launch plan or an entity "
                 f"returned by fetch_task/fetch_workflow/fetch_launch_plan"
             )
+        if isinstance(entity, WorkflowBase):
+            # Launch through the workflow's default launch plan, which carries the workflow's
+            # Python defaults; admin's own default launch plan knows only the interface.
+            entity = LaunchPlan.get_or_create(entity)
         result = self.register(entity, version=version, project=project, domain=domain)
         iface = entity.python_interface.typed_interface()
         if isinstance(entity, PythonTask):
