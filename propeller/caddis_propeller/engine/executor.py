@@ -736,11 +736,7 @@ class Engine:
     def _recover(
         self, ctx: _Ctx, np_: NodePlan, ns: NodeState, path: str, parent: str | None
     ) -> bool:
-        assert ctx.recovery is not None
-        try:
-            prior = ctx.recovery.get(path)
-        except Exception:
-            prior = None  # recovery is an optimisation: on failure, run the node
+        prior = self._prior(ctx, path)
         if prior is None:
             return False
         self._data.put(f"{ctx.dp}/{path}/0/outputs.pb", prior)
@@ -748,12 +744,13 @@ class Engine:
         return True
 
     @staticmethod
-    def _prior_item(ctx: _Ctx, item_path: str) -> literals_pb2.LiteralMap | None:
+    def _prior(ctx: _Ctx, path: str) -> literals_pb2.LiteralMap | None:
+        """The reference's outputs of a node or array item, or None to run it."""
         assert ctx.recovery is not None
         try:
-            return ctx.recovery.get(item_path)
+            return ctx.recovery.get(path)
         except Exception:
-            return None  # recovery is an optimisation: on failure, run the item
+            return None  # recovery is an optimisation: on failure, run the node or item
 
     # -- inputs -----------------------------------------------------------------------------
     def _node_outputs(self, ctx: _Ctx, rt: _GraphRT, idx: int) -> literals_pb2.LiteralMap:
@@ -1738,7 +1735,7 @@ class Engine:
             if ctx.recovery is not None:
                 # A recovered execution reuses the items that succeeded in the reference
                 # even when the array node as a whole failed there.
-                prior = self._prior_item(ctx, f"{path}/0/{i}")
+                prior = self._prior(ctx, f"{path}/0/{i}")
                 if prior is not None:
                     data_put(f"{dp}/{path}/0/{i}/0/outputs.pb", prior)
                     art.outputs[i] = prior
