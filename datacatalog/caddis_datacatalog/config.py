@@ -49,6 +49,9 @@ class DataCatalogConfig:
             its last extension; then another owner may take it over.
         default_page_size: List page size when a request gives no limit.
         max_page_size: Largest page a list request may ask for.
+        max_batch_size: Most tags one GetArtifactsByTag call may ask for.
+        batch_response_bytes: A GetArtifactsByTag answer stops after the result that reaches
+            this many bytes; the caller asks again for the remaining tags.
     """
 
     server: ServerConfig = field(default_factory=_default_server)
@@ -59,6 +62,8 @@ class DataCatalogConfig:
     heartbeat_grace_multiplier: float = 3.0
     default_page_size: int = 100
     max_page_size: int = 1000
+    max_batch_size: int = 1000
+    batch_response_bytes: int = 2 * 1024 * 1024
 
     @classmethod
     def load(

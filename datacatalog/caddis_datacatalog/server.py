@@ -98,6 +98,8 @@ def serve(config: DataCatalogConfig, *, storage: StorageConfig | None = None) ->
             heartbeat_grace_multiplier=config.heartbeat_grace_multiplier,
             default_page_size=config.default_page_size,
             max_page_size=config.max_page_size,
+            max_batch_size=config.max_batch_size,
+            batch_response_bytes=config.batch_response_bytes,
         ),
         store,
     )

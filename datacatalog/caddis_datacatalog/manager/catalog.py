@@ -28,7 +28,7 @@ from caddis_datacatalog.repository.models import (
 from caddis_datacatalog.repository.pagination import PageCursor
 from caddis_datacatalog.repository.repo import ArtifactView, CatalogRepository, DatasetKey
 from caddis_idl.core.v1 import literals_pb2
-from caddis_idl.datacatalog.v1 import datacatalog_pb2
+from caddis_idl.datacatalog.v1 import datacatalog_pb2, datacatalog_service_pb2
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class CatalogSettings:
         heartbeat_grace_multiplier: Heartbeats a reservation survives without extension.
         default_page_size: Page size when a list request gives none.
         max_page_size: Largest page a list request may ask for.
+        max_batch_size: Most tags one batch lookup may ask for.
+        batch_response_bytes: A batch lookup's answer stops after the result that reaches
+            this size (the caller asks again for the rest), well below gRPC's 4 MiB message
+            limit.
     """
 
     data_prefix: str
@@ -50,6 +54,8 @@ class CatalogSettings:
     heartbeat_grace_multiplier: float = 3.0
     default_page_size: int = 100
     max_page_size: int = 1000
+    max_batch_size: int = 1000
+    batch_response_bytes: int = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -273,6 +279,58 @@ class CatalogManager:
         raise NotFoundError(
             f"{handle.describe()} does not exist in dataset {describe_dataset(key)}"
         )
+
+    def check_batch(self, count: int) -> None:
+        """Fail unless a batch lookup of ``count`` tags is allowed.
+
+        Raises:
+            InvalidArgumentError: When there are no tags or more than ``max_batch_size``.
+        """
+        if count == 0:
+            raise InvalidArgumentError("at least one tag is needed", field="tag_names")
+        limit = self.settings.max_batch_size
+        if count > limit:
+            raise InvalidArgumentError(
+                f"{count} tags asked for; at most {limit} per call", field="tag_names"
+            )
+
+    def get_artifacts_by_tag(
+        self,
+        repo: CatalogRepository,
+        dataset_id: datacatalog_pb2.DatasetID,
+        tag_names: Sequence[str],
+    ) -> datacatalog_service_pb2.GetArtifactsByTagResponse:
+        """Look many tags of one dataset up at once (a map task's item lookups).
+
+        Args:
+            repo: The repository of this unit of work.
+            dataset_id: The dataset to look in (one that does not exist finds nothing).
+            tag_names: The tags, at most ``settings.max_batch_size``.
+
+        Returns:
+            One result per tag in request order, possibly for a prefix of the tags only: the
+            answer stops once it reaches ``settings.batch_response_bytes``.
+
+        Raises:
+            InvalidArgumentError: When there are no tags or too many.
+        """
+        self.check_batch(len(tag_names))
+        key = transformers.dataset_key(dataset_id)
+        _, found = repo.lookup_artifacts_by_tag(key, tag_names)
+        response = datacatalog_service_pb2.GetArtifactsByTagResponse()
+        results = response.results
+        budget = self.settings.batch_response_bytes
+        size = 0
+        for tag in tag_names:
+            result = results.add(tag_name=tag)
+            view = found.get(tag)
+            if view is not None:
+                result.found = True
+                self._artifact_proto(view, result.artifact)
+            size += result.ByteSize()
+            if size >= budget:
+                break
+        return response
 
     def list_artifacts(
         self,

@@ -198,6 +198,24 @@ class CatalogRepository:
             rows = self._s.connection().exec_driver_sql(sql, params).all()
         return LookupStatement.decode(key, rows)
 
+    def lookup_artifacts_by_tag(
+        self, key: DatasetKey, tag_names: Sequence[str]
+    ) -> tuple[bool, dict[str, ArtifactView]]:
+        """The artifacts many tags of the dataset point at, read in one statement.
+
+        The batch form of :meth:`lookup_artifact` (a map task's item lookups).
+
+        Returns:
+            Whether the dataset exists, and the artifacts found by tag name (a tag without an
+            artifact is absent).
+        """
+        sql, params = self._lookup.batch_sql(key, tag_names)
+        if self._raw is not None:
+            rows = self._raw(sql, params)
+        else:
+            rows = self._s.connection().exec_driver_sql(sql, params).all()
+        return LookupStatement.decode_batch(key, rows)
+
     def add_artifact(self, row: ArtifactRow) -> ArtifactRow:
         """Insert an artifact with its data, partitions and tags (flushes)."""
         self._s.add(row)

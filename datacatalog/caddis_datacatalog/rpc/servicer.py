@@ -175,6 +175,24 @@ class DataCatalogServicer(datacatalog_service_pb2_grpc.DataCatalogServiceService
             self._metrics.cache_hits.inc()
         return response
 
+    def GetArtifactsByTag(
+        self, request: pb.GetArtifactsByTagRequest, context: grpc.ServicerContext
+    ) -> pb.GetArtifactsByTagResponse:
+        """See the IDL. Each answered tag counts as a cache hit or miss."""
+        dataset_id = v.dataset_id(request, "dataset", "dataset")
+        tag_names = list(request.tag_names)
+        self._manager.check_batch(len(tag_names))
+        for i, name in enumerate(tag_names):
+            v.require_name(name, f"tag_names[{i}]")
+        response = self._db.run(
+            lambda repo: self._manager.get_artifacts_by_tag(repo, dataset_id, tag_names),
+            write=False,
+        )
+        hits = sum(1 for result in response.results if result.found)
+        self._metrics.cache_hits.inc(hits)
+        self._metrics.cache_misses.inc(len(response.results) - hits)
+        return response
+
     def ListArtifacts(
         self, request: pb.ListArtifactsRequest, context: grpc.ServicerContext
     ) -> pb.ListArtifactsResponse:

@@ -27,7 +27,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3caddis_idl/datacatalog/v1/datacatalog_service.proto\x12\x19\x63\x61\x64\x64is_idl.datacatalog.v1\x1a+caddis_idl/datacatalog/v1/datacatalog.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n\x14\x43reateDatasetRequest\x12\x33\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\".caddis_idl.datacatalog.v1.Dataset\"L\n\x15\x43reateDatasetResponse\x12\x33\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\".caddis_idl.datacatalog.v1.Dataset\"J\n\x11GetDatasetRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\"I\n\x12GetDatasetResponse\x12\x33\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\".caddis_idl.datacatalog.v1.Dataset\"\x92\x01\n\x13ListDatasetsRequest\x12\x39\n\x07\x66ilters\x18\x01 \x03(\x0b\x32(.caddis_idl.datacatalog.v1.DatasetFilter\x12@\n\npagination\x18\x02 \x01(\x0b\x32,.caddis_idl.datacatalog.v1.PaginationOptions\"`\n\x14ListDatasetsResponse\x12\x34\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\".caddis_idl.datacatalog.v1.Dataset\x12\x12\n\nnext_token\x18\x02 \x01(\t\"N\n\x15\x43reateArtifactRequest\x12\x35\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32#.caddis_idl.datacatalog.v1.Artifact\"\x18\n\x16\x43reateArtifactResponse\"\x86\x01\n\x12GetArtifactRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\x12\x15\n\x0b\x61rtifact_id\x18\x02 \x01(\tH\x00\x12\x12\n\x08tag_name\x18\x03 \x01(\tH\x00\x42\x0e\n\x0cquery_handle\"L\n\x13GetArtifactResponse\x12\x35\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32#.caddis_idl.datacatalog.v1.Artifact\"\xcb\x01\n\x14ListArtifactsRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\x12:\n\x07\x66ilters\x18\x02 \x03(\x0b\x32).caddis_idl.datacatalog.v1.ArtifactFilter\x12@\n\npagination\x18\x03 \x01(\x0b\x32,.caddis_idl.datacatalog.v1.PaginationOptions\"c\n\x15ListArtifactsResponse\x12\x36\n\tartifacts\x18\x01 \x03(\x0b\x32#.caddis_idl.datacatalog.v1.Artifact\x12\x12\n\nnext_token\x18\x02 \x01(\t\"\xf7\x01\n\x15UpdateArtifactRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\x12\x15\n\x0b\x61rtifact_id\x18\x02 \x01(\tH\x00\x12\x12\n\x08tag_name\x18\x03 \x01(\tH\x00\x12\x35\n\x04\x64\x61ta\x18\x04 \x03(\x0b\x32\'.caddis_idl.datacatalog.v1.ArtifactData\x12\x35\n\x08metadata\x18\x05 \x01(\x0b\x32#.caddis_idl.datacatalog.v1.MetadataB\x0e\n\x0cquery_handle\"-\n\x16UpdateArtifactResponse\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\"M\n\rAddTagRequest\x12+\n\x03tag\x18\x01 \x01(\x0b\x32\x1e.caddis_idl.datacatalog.v1.Tag\x12\x0f\n\x07repoint\x18\x02 \x01(\x08\"\x10\n\x0e\x41\x64\x64TagResponse\"\xaa\x01\n\x1dGetOrExtendReservationRequest\x12@\n\x0ereservation_id\x18\x01 \x01(\x0b\x32(.caddis_idl.datacatalog.v1.ReservationID\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"]\n\x1eGetOrExtendReservationResponse\x12;\n\x0breservation\x18\x01 \x01(\x0b\x32&.caddis_idl.datacatalog.v1.Reservation\"o\n\x19ReleaseReservationRequest\x12@\n\x0ereservation_id\x18\x01 \x01(\x0b\x32(.caddis_idl.datacatalog.v1.ReservationID\x12\x10\n\x08owner_id\x18\x02 \x01(\t\"\x1c\n\x1aReleaseReservationResponse\"\x89\x01\n\x15\x44\x65leteArtifactRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\x12\x15\n\x0b\x61rtifact_id\x18\x02 \x01(\tH\x00\x12\x12\n\x08tag_name\x18\x03 \x01(\tH\x00\x42\x0e\n\x0cquery_handle\"\x18\n\x16\x44\x65leteArtifactResponse\"M\n\x14\x44\x65leteDatasetRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\"\x17\n\x15\x44\x65leteDatasetResponse\"\xa3\x01\n\x15\x45victArtifactsRequest\x12\x32\n\x0e\x63reated_before\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x07\x64\x61taset\x18\x02 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\x0e\n\x06\x64omain\x18\x04 \x01(\t\"I\n\x16\x45victArtifactsResponse\x12\x19\n\x11\x65victed_artifacts\x18\x01 \x01(\x04\x12\x14\n\x0c\x65victed_tags\x18\x02 \x01(\x04\x32\x9d\x0c\n\x12\x44\x61taCatalogService\x12r\n\rCreateDataset\x12/.caddis_idl.datacatalog.v1.CreateDatasetRequest\x1a\x30.caddis_idl.datacatalog.v1.CreateDatasetResponse\x12n\n\nGetDataset\x12,.caddis_idl.datacatalog.v1.GetDatasetRequest\x1a-.caddis_idl.datacatalog.v1.GetDatasetResponse\"\x03\x90\x02\x01\x12t\n\x0cListDatasets\x12..caddis_idl.datacatalog.v1.ListDatasetsRequest\x1a/.caddis_idl.datacatalog.v1.ListDatasetsResponse\"\x03\x90\x02\x01\x12u\n\x0e\x43reateArtifact\x12\x30.caddis_idl.datacatalog.v1.CreateArtifactRequest\x1a\x31.caddis_idl.datacatalog.v1.CreateArtifactResponse\x12q\n\x0bGetArtifact\x12-.caddis_idl.datacatalog.v1.GetArtifactRequest\x1a..caddis_idl.datacatalog.v1.GetArtifactResponse\"\x03\x90\x02\x01\x12w\n\rListArtifacts\x12/.caddis_idl.datacatalog.v1.ListArtifactsRequest\x1a\x30.caddis_idl.datacatalog.v1.ListArtifactsResponse\"\x03\x90\x02\x01\x12u\n\x0eUpdateArtifact\x12\x30.caddis_idl.datacatalog.v1.UpdateArtifactRequest\x1a\x31.caddis_idl.datacatalog.v1.UpdateArtifactResponse\x12]\n\x06\x41\x64\x64Tag\x12(.caddis_idl.datacatalog.v1.AddTagRequest\x1a).caddis_idl.datacatalog.v1.AddTagResponse\x12\x8d\x01\n\x16GetOrExtendReservation\x12\x38.caddis_idl.datacatalog.v1.GetOrExtendReservationRequest\x1a\x39.caddis_idl.datacatalog.v1.GetOrExtendReservationResponse\x12\x81\x01\n\x12ReleaseReservation\x12\x34.caddis_idl.datacatalog.v1.ReleaseReservationRequest\x1a\x35.caddis_idl.datacatalog.v1.ReleaseReservationResponse\x12u\n\x0e\x44\x65leteArtifact\x12\x30.caddis_idl.datacatalog.v1.DeleteArtifactRequest\x1a\x31.caddis_idl.datacatalog.v1.DeleteArtifactResponse\x12r\n\rDeleteDataset\x12/.caddis_idl.datacatalog.v1.DeleteDatasetRequest\x1a\x30.caddis_idl.datacatalog.v1.DeleteDatasetResponse\x12u\n\x0e\x45victArtifacts\x12\x30.caddis_idl.datacatalog.v1.EvictArtifactsRequest\x1a\x31.caddis_idl.datacatalog.v1.EvictArtifactsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3caddis_idl/datacatalog/v1/datacatalog_service.proto\x12\x19\x63\x61\x64\x64is_idl.datacatalog.v1\x1a+caddis_idl/datacatalog/v1/datacatalog.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n\x14\x43reateDatasetRequest\x12\x33\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\".caddis_idl.datacatalog.v1.Dataset\"L\n\x15\x43reateDatasetResponse\x12\x33\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\".caddis_idl.datacatalog.v1.Dataset\"J\n\x11GetDatasetRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\"I\n\x12GetDatasetResponse\x12\x33\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\".caddis_idl.datacatalog.v1.Dataset\"\x92\x01\n\x13ListDatasetsRequest\x12\x39\n\x07\x66ilters\x18\x01 \x03(\x0b\x32(.caddis_idl.datacatalog.v1.DatasetFilter\x12@\n\npagination\x18\x02 \x01(\x0b\x32,.caddis_idl.datacatalog.v1.PaginationOptions\"`\n\x14ListDatasetsResponse\x12\x34\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\".caddis_idl.datacatalog.v1.Dataset\x12\x12\n\nnext_token\x18\x02 \x01(\t\"N\n\x15\x43reateArtifactRequest\x12\x35\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32#.caddis_idl.datacatalog.v1.Artifact\"\x18\n\x16\x43reateArtifactResponse\"\x86\x01\n\x12GetArtifactRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\x12\x15\n\x0b\x61rtifact_id\x18\x02 \x01(\tH\x00\x12\x12\n\x08tag_name\x18\x03 \x01(\tH\x00\x42\x0e\n\x0cquery_handle\"L\n\x13GetArtifactResponse\x12\x35\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32#.caddis_idl.datacatalog.v1.Artifact\"d\n\x18GetArtifactsByTagRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\x12\x11\n\ttag_names\x18\x02 \x03(\t\"W\n\x19GetArtifactsByTagResponse\x12:\n\x07results\x18\x01 \x03(\x0b\x32).caddis_idl.datacatalog.v1.ArtifactLookup\"h\n\x0e\x41rtifactLookup\x12\x10\n\x08tag_name\x18\x01 \x01(\t\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\x35\n\x08\x61rtifact\x18\x03 \x01(\x0b\x32#.caddis_idl.datacatalog.v1.Artifact\"\xcb\x01\n\x14ListArtifactsRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\x12:\n\x07\x66ilters\x18\x02 \x03(\x0b\x32).caddis_idl.datacatalog.v1.ArtifactFilter\x12@\n\npagination\x18\x03 \x01(\x0b\x32,.caddis_idl.datacatalog.v1.PaginationOptions\"c\n\x15ListArtifactsResponse\x12\x36\n\tartifacts\x18\x01 \x03(\x0b\x32#.caddis_idl.datacatalog.v1.Artifact\x12\x12\n\nnext_token\x18\x02 \x01(\t\"\xf7\x01\n\x15UpdateArtifactRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\x12\x15\n\x0b\x61rtifact_id\x18\x02 \x01(\tH\x00\x12\x12\n\x08tag_name\x18\x03 \x01(\tH\x00\x12\x35\n\x04\x64\x61ta\x18\x04 \x03(\x0b\x32\'.caddis_idl.datacatalog.v1.ArtifactData\x12\x35\n\x08metadata\x18\x05 \x01(\x0b\x32#.caddis_idl.datacatalog.v1.MetadataB\x0e\n\x0cquery_handle\"-\n\x16UpdateArtifactResponse\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\"M\n\rAddTagRequest\x12+\n\x03tag\x18\x01 \x01(\x0b\x32\x1e.caddis_idl.datacatalog.v1.Tag\x12\x0f\n\x07repoint\x18\x02 \x01(\x08\"\x10\n\x0e\x41\x64\x64TagResponse\"\xaa\x01\n\x1dGetOrExtendReservationRequest\x12@\n\x0ereservation_id\x18\x01 \x01(\x0b\x32(.caddis_idl.datacatalog.v1.ReservationID\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"]\n\x1eGetOrExtendReservationResponse\x12;\n\x0breservation\x18\x01 \x01(\x0b\x32&.caddis_idl.datacatalog.v1.Reservation\"o\n\x19ReleaseReservationRequest\x12@\n\x0ereservation_id\x18\x01 \x01(\x0b\x32(.caddis_idl.datacatalog.v1.ReservationID\x12\x10\n\x08owner_id\x18\x02 \x01(\t\"\x1c\n\x1aReleaseReservationResponse\"\x89\x01\n\x15\x44\x65leteArtifactRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\x12\x15\n\x0b\x61rtifact_id\x18\x02 \x01(\tH\x00\x12\x12\n\x08tag_name\x18\x03 \x01(\tH\x00\x42\x0e\n\x0cquery_handle\"\x18\n\x16\x44\x65leteArtifactResponse\"M\n\x14\x44\x65leteDatasetRequest\x12\x35\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\"\x17\n\x15\x44\x65leteDatasetResponse\"\xa3\x01\n\x15\x45victArtifactsRequest\x12\x32\n\x0e\x63reated_before\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x07\x64\x61taset\x18\x02 \x01(\x0b\x32$.caddis_idl.datacatalog.v1.DatasetID\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\x0e\n\x06\x64omain\x18\x04 \x01(\t\"I\n\x16\x45victArtifactsResponse\x12\x19\n\x11\x65victed_artifacts\x18\x01 \x01(\x04\x12\x14\n\x0c\x65victed_tags\x18\x02 \x01(\x04\x32\xa3\r\n\x12\x44\x61taCatalogService\x12r\n\rCreateDataset\x12/.caddis_idl.datacatalog.v1.CreateDatasetRequest\x1a\x30.caddis_idl.datacatalog.v1.CreateDatasetResponse\x12n\n\nGetDataset\x12,.caddis_idl.datacatalog.v1.GetDatasetRequest\x1a-.caddis_idl.datacatalog.v1.GetDatasetResponse\"\x03\x90\x02\x01\x12t\n\x0cListDatasets\x12..caddis_idl.datacatalog.v1.ListDatasetsRequest\x1a/.caddis_idl.datacatalog.v1.ListDatasetsResponse\"\x03\x90\x02\x01\x12u\n\x0e\x43reateArtifact\x12\x30.caddis_idl.datacatalog.v1.CreateArtifactRequest\x1a\x31.caddis_idl.datacatalog.v1.CreateArtifactResponse\x12q\n\x0bGetArtifact\x12-.caddis_idl.datacatalog.v1.GetArtifactRequest\x1a..caddis_idl.datacatalog.v1.GetArtifactResponse\"\x03\x90\x02\x01\x12\x83\x01\n\x11GetArtifactsByTag\x12\x33.caddis_idl.datacatalog.v1.GetArtifactsByTagRequest\x1a\x34.caddis_idl.datacatalog.v1.GetArtifactsByTagResponse\"\x03\x90\x02\x01\x12w\n\rListArtifacts\x12/.caddis_idl.datacatalog.v1.ListArtifactsRequest\x1a\x30.caddis_idl.datacatalog.v1.ListArtifactsResponse\"\x03\x90\x02\x01\x12u\n\x0eUpdateArtifact\x12\x30.caddis_idl.datacatalog.v1.UpdateArtifactRequest\x1a\x31.caddis_idl.datacatalog.v1.UpdateArtifactResponse\x12]\n\x06\x41\x64\x64Tag\x12(.caddis_idl.datacatalog.v1.AddTagRequest\x1a).caddis_idl.datacatalog.v1.AddTagResponse\x12\x8d\x01\n\x16GetOrExtendReservation\x12\x38.caddis_idl.datacatalog.v1.GetOrExtendReservationRequest\x1a\x39.caddis_idl.datacatalog.v1.GetOrExtendReservationResponse\x12\x81\x01\n\x12ReleaseReservation\x12\x34.caddis_idl.datacatalog.v1.ReleaseReservationRequest\x1a\x35.caddis_idl.datacatalog.v1.ReleaseReservationResponse\x12u\n\x0e\x44\x65leteArtifact\x12\x30.caddis_idl.datacatalog.v1.DeleteArtifactRequest\x1a\x31.caddis_idl.datacatalog.v1.DeleteArtifactResponse\x12r\n\rDeleteDataset\x12/.caddis_idl.datacatalog.v1.DeleteDatasetRequest\x1a\x30.caddis_idl.datacatalog.v1.DeleteDatasetResponse\x12u\n\x0e\x45victArtifacts\x12\x30.caddis_idl.datacatalog.v1.EvictArtifactsRequest\x1a\x31.caddis_idl.datacatalog.v1.EvictArtifactsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +40,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATACATALOGSERVICE'].methods_by_name['ListDatasets']._serialized_options = b'\220\002\001'
   _globals['_DATACATALOGSERVICE'].methods_by_name['GetArtifact']._loaded_options = None
   _globals['_DATACATALOGSERVICE'].methods_by_name['GetArtifact']._serialized_options = b'\220\002\001'
+  _globals['_DATACATALOGSERVICE'].methods_by_name['GetArtifactsByTag']._loaded_options = None
+  _globals['_DATACATALOGSERVICE'].methods_by_name['GetArtifactsByTag']._serialized_options = b'\220\002\001'
   _globals['_DATACATALOGSERVICE'].methods_by_name['ListArtifacts']._loaded_options = None
   _globals['_DATACATALOGSERVICE'].methods_by_name['ListArtifacts']._serialized_options = b'\220\002\001'
   _globals['_CREATEDATASETREQUEST']._serialized_start=192
@@ -62,38 +64,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETARTIFACTREQUEST']._serialized_end=986
   _globals['_GETARTIFACTRESPONSE']._serialized_start=988
   _globals['_GETARTIFACTRESPONSE']._serialized_end=1064
-  _globals['_LISTARTIFACTSREQUEST']._serialized_start=1067
-  _globals['_LISTARTIFACTSREQUEST']._serialized_end=1270
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=1272
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=1371
-  _globals['_UPDATEARTIFACTREQUEST']._serialized_start=1374
-  _globals['_UPDATEARTIFACTREQUEST']._serialized_end=1621
-  _globals['_UPDATEARTIFACTRESPONSE']._serialized_start=1623
-  _globals['_UPDATEARTIFACTRESPONSE']._serialized_end=1668
-  _globals['_ADDTAGREQUEST']._serialized_start=1670
-  _globals['_ADDTAGREQUEST']._serialized_end=1747
-  _globals['_ADDTAGRESPONSE']._serialized_start=1749
-  _globals['_ADDTAGRESPONSE']._serialized_end=1765
-  _globals['_GETOREXTENDRESERVATIONREQUEST']._serialized_start=1768
-  _globals['_GETOREXTENDRESERVATIONREQUEST']._serialized_end=1938
-  _globals['_GETOREXTENDRESERVATIONRESPONSE']._serialized_start=1940
-  _globals['_GETOREXTENDRESERVATIONRESPONSE']._serialized_end=2033
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=2035
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=2146
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=2148
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=2176
-  _globals['_DELETEARTIFACTREQUEST']._serialized_start=2179
-  _globals['_DELETEARTIFACTREQUEST']._serialized_end=2316
-  _globals['_DELETEARTIFACTRESPONSE']._serialized_start=2318
-  _globals['_DELETEARTIFACTRESPONSE']._serialized_end=2342
-  _globals['_DELETEDATASETREQUEST']._serialized_start=2344
-  _globals['_DELETEDATASETREQUEST']._serialized_end=2421
-  _globals['_DELETEDATASETRESPONSE']._serialized_start=2423
-  _globals['_DELETEDATASETRESPONSE']._serialized_end=2446
-  _globals['_EVICTARTIFACTSREQUEST']._serialized_start=2449
-  _globals['_EVICTARTIFACTSREQUEST']._serialized_end=2612
-  _globals['_EVICTARTIFACTSRESPONSE']._serialized_start=2614
-  _globals['_EVICTARTIFACTSRESPONSE']._serialized_end=2687
-  _globals['_DATACATALOGSERVICE']._serialized_start=2690
-  _globals['_DATACATALOGSERVICE']._serialized_end=4255
+  _globals['_GETARTIFACTSBYTAGREQUEST']._serialized_start=1066
+  _globals['_GETARTIFACTSBYTAGREQUEST']._serialized_end=1166
+  _globals['_GETARTIFACTSBYTAGRESPONSE']._serialized_start=1168
+  _globals['_GETARTIFACTSBYTAGRESPONSE']._serialized_end=1255
+  _globals['_ARTIFACTLOOKUP']._serialized_start=1257
+  _globals['_ARTIFACTLOOKUP']._serialized_end=1361
+  _globals['_LISTARTIFACTSREQUEST']._serialized_start=1364
+  _globals['_LISTARTIFACTSREQUEST']._serialized_end=1567
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=1569
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=1668
+  _globals['_UPDATEARTIFACTREQUEST']._serialized_start=1671
+  _globals['_UPDATEARTIFACTREQUEST']._serialized_end=1918
+  _globals['_UPDATEARTIFACTRESPONSE']._serialized_start=1920
+  _globals['_UPDATEARTIFACTRESPONSE']._serialized_end=1965
+  _globals['_ADDTAGREQUEST']._serialized_start=1967
+  _globals['_ADDTAGREQUEST']._serialized_end=2044
+  _globals['_ADDTAGRESPONSE']._serialized_start=2046
+  _globals['_ADDTAGRESPONSE']._serialized_end=2062
+  _globals['_GETOREXTENDRESERVATIONREQUEST']._serialized_start=2065
+  _globals['_GETOREXTENDRESERVATIONREQUEST']._serialized_end=2235
+  _globals['_GETOREXTENDRESERVATIONRESPONSE']._serialized_start=2237
+  _globals['_GETOREXTENDRESERVATIONRESPONSE']._serialized_end=2330
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=2332
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=2443
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=2445
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=2473
+  _globals['_DELETEARTIFACTREQUEST']._serialized_start=2476
+  _globals['_DELETEARTIFACTREQUEST']._serialized_end=2613
+  _globals['_DELETEARTIFACTRESPONSE']._serialized_start=2615
+  _globals['_DELETEARTIFACTRESPONSE']._serialized_end=2639
+  _globals['_DELETEDATASETREQUEST']._serialized_start=2641
+  _globals['_DELETEDATASETREQUEST']._serialized_end=2718
+  _globals['_DELETEDATASETRESPONSE']._serialized_start=2720
+  _globals['_DELETEDATASETRESPONSE']._serialized_end=2743
+  _globals['_EVICTARTIFACTSREQUEST']._serialized_start=2746
+  _globals['_EVICTARTIFACTSREQUEST']._serialized_end=2909
+  _globals['_EVICTARTIFACTSRESPONSE']._serialized_start=2911
+  _globals['_EVICTARTIFACTSRESPONSE']._serialized_end=2984
+  _globals['_DATACATALOGSERVICE']._serialized_start=2987
+  _globals['_DATACATALOGSERVICE']._serialized_end=4686
 # @@protoc_insertion_point(module_scope)

@@ -275,6 +275,92 @@ class GetArtifactResponse(_message.Message):
 Global___GetArtifactResponse: _TypeAlias = GetArtifactResponse  # noqa: Y015
 
 @_typing.final
+class GetArtifactsByTagRequest(_message.Message):
+    """GetArtifactsByTagRequest names the tags to look up in one dataset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_FIELD_NUMBER: _builtins.int
+    TAG_NAMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def dataset(self) -> _datacatalog_pb2.DatasetID:
+        """Dataset to look in."""
+
+    @_builtins.property
+    def tag_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Tag names (cache keys) to look up; repeated names are answered once each time they appear."""
+
+    def __init__(
+        self,
+        *,
+        dataset: _datacatalog_pb2.DatasetID | None = ...,
+        tag_names: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dataset", b"dataset"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset", b"dataset", "tag_names", b"tag_names"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetArtifactsByTagRequest: _TypeAlias = GetArtifactsByTagRequest  # noqa: Y015
+
+@_typing.final
+class GetArtifactsByTagResponse(_message.Message):
+    """GetArtifactsByTagResponse answers the tags of the request in order, possibly only a prefix."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArtifactLookup]:
+        """One result per answered tag, in request order: results[i] answers tag_names[i]."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ArtifactLookup] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetArtifactsByTagResponse: _TypeAlias = GetArtifactsByTagResponse  # noqa: Y015
+
+@_typing.final
+class ArtifactLookup(_message.Message):
+    """ArtifactLookup is the answer for one tag of a GetArtifactsByTagRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TAG_NAME_FIELD_NUMBER: _builtins.int
+    FOUND_FIELD_NUMBER: _builtins.int
+    ARTIFACT_FIELD_NUMBER: _builtins.int
+    tag_name: _builtins.str
+    """The tag this result answers."""
+    found: _builtins.bool
+    """Whether the tag exists (a cache hit); artifact is set only then."""
+    @_builtins.property
+    def artifact(self) -> _datacatalog_pb2.Artifact:
+        """The artifact the tag points at."""
+
+    def __init__(
+        self,
+        *,
+        tag_name: _builtins.str = ...,
+        found: _builtins.bool = ...,
+        artifact: _datacatalog_pb2.Artifact | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "found", b"found", "tag_name", b"tag_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactLookup: _TypeAlias = ArtifactLookup  # noqa: Y015
+
+@_typing.final
 class ListArtifactsRequest(_message.Message):
     """ListArtifactsRequest selects artifacts of one dataset."""
 

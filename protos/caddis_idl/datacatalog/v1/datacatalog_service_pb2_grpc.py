@@ -62,6 +62,11 @@ class DataCatalogServiceStub:
                 request_serializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactRequest.SerializeToString,
                 response_deserializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactResponse.FromString,
                 _registered_method=True)
+        self.GetArtifactsByTag = channel.unary_unary(
+                '/caddis_idl.datacatalog.v1.DataCatalogService/GetArtifactsByTag',
+                request_serializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactsByTagRequest.SerializeToString,
+                response_deserializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactsByTagResponse.FromString,
+                _registered_method=True)
         self.ListArtifacts = channel.unary_unary(
                 '/caddis_idl.datacatalog.v1.DataCatalogService/ListArtifacts',
                 request_serializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.ListArtifactsRequest.SerializeToString,
@@ -148,6 +153,18 @@ class DataCatalogServiceServicer:
     def GetArtifact(self, request, context):
         """GetArtifact returns one artifact by id or by tag name (the cache lookup). Fails with
         NOT_FOUND if there is no such artifact.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetArtifactsByTag(self, request, context):
+        """GetArtifactsByTag looks many tags of one dataset up in one call: the cache lookup of a map
+        task's items. Results come in the order of the requested tags; a tag with no artifact (or a
+        dataset that does not exist) is a result with found unset, not an error. The server may
+        answer only a prefix of the tags, to keep the response within its size bound; the caller
+        asks again for the tags after the last result. Fails with INVALID_ARGUMENT if there are no
+        tags or more than the server's batch limit (1,000 by default).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -246,6 +263,11 @@ def add_DataCatalogServiceServicer_to_server(servicer, server):
                     servicer.GetArtifact,
                     request_deserializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactRequest.FromString,
                     response_serializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactResponse.SerializeToString,
+            ),
+            'GetArtifactsByTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetArtifactsByTag,
+                    request_deserializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactsByTagRequest.FromString,
+                    response_serializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactsByTagResponse.SerializeToString,
             ),
             'ListArtifacts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListArtifacts,
@@ -426,6 +448,33 @@ class DataCatalogService:
             '/caddis_idl.datacatalog.v1.DataCatalogService/GetArtifact',
             caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactRequest.SerializeToString,
             caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetArtifactsByTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caddis_idl.datacatalog.v1.DataCatalogService/GetArtifactsByTag',
+            caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactsByTagRequest.SerializeToString,
+            caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactsByTagResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,14 @@ class DataCatalogServiceStub:
     """GetArtifact returns one artifact by id or by tag name (the cache lookup). Fails with
     NOT_FOUND if there is no such artifact.
     """
+    GetArtifactsByTag: _grpc.UnaryUnaryMultiCallable[_datacatalog_service_pb2.GetArtifactsByTagRequest, _datacatalog_service_pb2.GetArtifactsByTagResponse]
+    """GetArtifactsByTag looks many tags of one dataset up in one call: the cache lookup of a map
+    task's items. Results come in the order of the requested tags; a tag with no artifact (or a
+    dataset that does not exist) is a result with found unset, not an error. The server may
+    answer only a prefix of the tags, to keep the response within its size bound; the caller
+    asks again for the tags after the last result. Fails with INVALID_ARGUMENT if there are no
+    tags or more than the server's batch limit (1,000 by default).
+    """
     ListArtifacts: _grpc.UnaryUnaryMultiCallable[_datacatalog_service_pb2.ListArtifactsRequest, _datacatalog_service_pb2.ListArtifactsResponse]
     """ListArtifacts returns the artifacts of a dataset matching all filters, one page at a time."""
     UpdateArtifact: _grpc.UnaryUnaryMultiCallable[_datacatalog_service_pb2.UpdateArtifactRequest, _datacatalog_service_pb2.UpdateArtifactResponse]
@@ -119,6 +127,14 @@ class DataCatalogServiceAsyncStub(DataCatalogServiceStub):
     GetArtifact: _aio.UnaryUnaryMultiCallable[_datacatalog_service_pb2.GetArtifactRequest, _datacatalog_service_pb2.GetArtifactResponse]  # type: ignore[assignment]
     """GetArtifact returns one artifact by id or by tag name (the cache lookup). Fails with
     NOT_FOUND if there is no such artifact.
+    """
+    GetArtifactsByTag: _aio.UnaryUnaryMultiCallable[_datacatalog_service_pb2.GetArtifactsByTagRequest, _datacatalog_service_pb2.GetArtifactsByTagResponse]  # type: ignore[assignment]
+    """GetArtifactsByTag looks many tags of one dataset up in one call: the cache lookup of a map
+    task's items. Results come in the order of the requested tags; a tag with no artifact (or a
+    dataset that does not exist) is a result with found unset, not an error. The server may
+    answer only a prefix of the tags, to keep the response within its size bound; the caller
+    asks again for the tags after the last result. Fails with INVALID_ARGUMENT if there are no
+    tags or more than the server's batch limit (1,000 by default).
     """
     ListArtifacts: _aio.UnaryUnaryMultiCallable[_datacatalog_service_pb2.ListArtifactsRequest, _datacatalog_service_pb2.ListArtifactsResponse]  # type: ignore[assignment]
     """ListArtifacts returns the artifacts of a dataset matching all filters, one page at a time."""
@@ -209,6 +225,20 @@ class DataCatalogServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_datacatalog_service_pb2.GetArtifactResponse, _abc.Awaitable[_datacatalog_service_pb2.GetArtifactResponse]]:
         """GetArtifact returns one artifact by id or by tag name (the cache lookup). Fails with
         NOT_FOUND if there is no such artifact.
+        """
+
+    @_abc_1.abstractmethod
+    def GetArtifactsByTag(
+        self,
+        request: _datacatalog_service_pb2.GetArtifactsByTagRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datacatalog_service_pb2.GetArtifactsByTagResponse, _abc.Awaitable[_datacatalog_service_pb2.GetArtifactsByTagResponse]]:
+        """GetArtifactsByTag looks many tags of one dataset up in one call: the cache lookup of a map
+        task's items. Results come in the order of the requested tags; a tag with no artifact (or a
+        dataset that does not exist) is a result with found unset, not an error. The server may
+        answer only a prefix of the tags, to keep the response within its size bound; the caller
+        asks again for the tags after the last result. Fails with INVALID_ARGUMENT if there are no
+        tags or more than the server's batch limit (1,000 by default).
         """
 
     @_abc_1.abstractmethod
