@@ -1,6 +1,8 @@
 """The engine's ``Catalog`` over the datacatalog gRPC service.
 
 - ``lookup``: GetArtifact by tag (the input hash) in the task's dataset; NOT_FOUND is a miss.
+- ``lookup_many``: GetArtifactsByTag, the lookups of a map task's items in batches (one call
+  per ``batch_size`` items of a dataset instead of one per item).
 - ``put``: CreateDataset (ALREADY_EXISTS is fine), CreateArtifact, AddTag; with ``overwrite``
   UpdateArtifact of the tagged artifact.
 - Reservations (cache_serialize): GetOrExtendReservation / ReleaseReservation.
@@ -17,7 +19,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -53,6 +55,8 @@ class DataCatalogClient:
         cooldown: Seconds to fail fast after the service was found unreachable.
         on_event: Metrics hook called with ``hit``, ``miss``, ``put``, ``put_failure``,
             ``lookup_failure``.
+        batch_size: Tags per GetArtifactsByTag call of :meth:`lookup_many` (the service
+            accepts up to 1,000 by default).
     """
 
     def __init__(
@@ -62,10 +66,14 @@ class DataCatalogClient:
         timeout: float = 5.0,
         cooldown: float = 2.0,
         on_event: Callable[[str], None] | None = None,
+        batch_size: int = 500,
     ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.endpoint = endpoint
         self.timeout = timeout
         self.cooldown = cooldown
+        self.batch_size = batch_size
         self._on_event = on_event
         self._channel = grpc.insecure_channel(endpoint)
         self._stub = datacatalog_service_pb2_grpc.DataCatalogServiceStub(self._channel)
@@ -127,6 +135,64 @@ class DataCatalogClient:
             outputs.literals[item.name].CopyFrom(item.value)
         self._emit("hit")
         return outputs
+
+    def lookup_many(self, keys: Sequence[CacheKey]) -> list[literals_pb2.LiteralMap | None]:
+        """Cached outputs for each key (None for a miss), in the order of ``keys``.
+
+        Keys of one dataset are asked for together, ``batch_size`` tags a call; an answer
+        that the service cut short (its response size bound) is followed by a call for the
+        remaining tags. Any failure raises, as :meth:`lookup` does.
+        """
+        results: list[literals_pb2.LiteralMap | None] = [None] * len(keys)
+        by_dataset: dict[tuple[str, str, str, str], list[int]] = {}
+        for i, key in enumerate(keys):
+            by_dataset.setdefault((key.project, key.domain, key.name, key.version), []).append(i)
+        try:
+            for positions in by_dataset.values():
+                dataset = self._dataset(keys[positions[0]])
+                for start in range(0, len(positions), self.batch_size):
+                    self._lookup_batch(
+                        dataset, keys, positions[start : start + self.batch_size], results
+                    )
+        except Exception as exc:
+            self._emit("lookup_failure")
+            detail = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)
+            _log.warning("datacatalog batch lookup of %d keys failed: %s", len(keys), detail)
+            raise
+        return results
+
+    def _lookup_batch(
+        self,
+        dataset: datacatalog_pb2.DatasetID,
+        keys: Sequence[CacheKey],
+        positions: list[int],
+        results: list[literals_pb2.LiteralMap | None],
+    ) -> None:
+        while positions:
+            request = datacatalog_service_pb2.GetArtifactsByTagRequest(
+                dataset=dataset, tag_names=[keys[i].tag for i in positions]
+            )
+            answered = self._call(self._stub.GetArtifactsByTag, request).results
+            if not answered or len(answered) > len(positions):
+                raise RuntimeError(
+                    f"datacatalog at {self.endpoint} answered {len(answered)} results to a "
+                    f"batch lookup of {len(positions)} tags"
+                )
+            for i, result in zip(positions, answered, strict=False):
+                if result.tag_name != keys[i].tag:
+                    raise RuntimeError(
+                        f"datacatalog at {self.endpoint} answered tag {result.tag_name!r} "
+                        f"where {keys[i].tag!r} was asked for"
+                    )
+                if result.found:
+                    outputs = literals_pb2.LiteralMap()
+                    for item in result.artifact.data:
+                        outputs.literals[item.name].CopyFrom(item.value)
+                    results[i] = outputs
+                    self._emit("hit")
+                else:
+                    self._emit("miss")
+            positions = positions[len(answered) :]
 
     def put(self, key: CacheKey, outputs: literals_pb2.LiteralMap, *, overwrite: bool) -> None:
         """Record ``outputs`` under ``key`` (replacing the tagged artifact when ``overwrite``)."""
