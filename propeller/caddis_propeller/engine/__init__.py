@@ -77,11 +77,12 @@ Semantics
   SKIPPED; no match takes ``else`` or fails with the declared error.
 - Array nodes: mapped inputs (not in ``bound_inputs``) must be equal-length lists; items run
   with ``parallelism`` (0 = unlimited), per-item retries and caching, through
-  ``BatchTaskRunner.start_batch`` when the runner has it; success needs ``min_successes`` /
-  ``ceil(min_success_ratio * n)``; failed items yield None; results keep item order. A runner
-  that is also a ``CompletionTracker`` tells the engine which in-flight items need a ``check``
-  (``needs_check``), so a round costs per completion instead of per item in flight; without
-  it every in-flight item is checked every round.
+  ``BatchTaskRunner.start_batch`` when the runner has it, and looked up in the catalog in
+  batches through ``BatchCatalog.lookup_many`` when the catalog has it; success needs
+  ``min_successes`` / ``ceil(min_success_ratio * n)``; failed items yield None; results keep
+  item order. A runner that is also a ``CompletionTracker`` tells the engine which in-flight
+  items need a ``check`` (``needs_check``), so a round costs per completion instead of per
+  item in flight; without it every in-flight item is checked every round.
 - Gates: sleep uses the clock; approve/signal poll ``SignalSource``.
 - Launch plans run through ``LaunchPlanRunner`` (local: inline child; propeller: admin).
 - Failure policy: FAIL_IMMEDIATELY aborts running nodes on the first failure; otherwise
@@ -107,6 +108,7 @@ from caddis_propeller.engine.cache_keys import (
 )
 from caddis_propeller.engine.executor import Engine, EngineConfig, RoundResult, make_error
 from caddis_propeller.engine.interfaces import (
+    BatchCatalog,
     BatchTaskRunner,
     BinaryAttrResolver,
     Catalog,
@@ -150,6 +152,7 @@ from caddis_propeller.engine.state import (
 
 __all__ = [
     "ArrayState",
+    "BatchCatalog",
     "BatchTaskRunner",
     "BinaryAttrResolver",
     "CacheKey",

@@ -26,6 +26,7 @@ from caddis_idl.core.v1 import (
 from caddis_propeller.compiler import CompilationError, compile_dynamic
 from caddis_propeller.engine.cache_keys import CacheKey, cache_key, reservation_owner
 from caddis_propeller.engine.interfaces import (
+    BatchCatalog,
     BatchTaskRunner,
     BinaryAttrResolver,
     Catalog,
@@ -269,7 +270,7 @@ class _ArrayRT:
     step with them.
     """
 
-    __slots__ = ("bound", "by_handle", "inputs", "mapped", "outputs")
+    __slots__ = ("bound", "by_handle", "inputs", "looked_up", "mapped", "outputs")
 
     def __init__(self, inputs: literals_pb2.LiteralMap, bound: frozenset[str], size: int) -> None:
         self.inputs = inputs
@@ -279,6 +280,9 @@ class _ArrayRT:
         ]
         self.outputs: list[literals_pb2.LiteralMap | None] = [None] * size
         self.by_handle: dict[str, int] | None = None
+        # Catalog answers of items looked up ahead of their start (batch lookups): (outputs
+        # or None, CatalogCacheStatus) by item index, taken when the item's turn comes.
+        self.looked_up: dict[int, tuple[literals_pb2.LiteralMap | None, int]] = {}
 
 
 class Engine:
@@ -321,6 +325,9 @@ class Engine:
         )
         self._data = data
         self._catalog = catalog
+        self._batch_catalog: BatchCatalog | None = (
+            catalog if isinstance(catalog, BatchCatalog) else None
+        )
         self._events = events
         self._item_events = bool(events is not None and getattr(events, "array_item_events", False))
         if clock is None:
@@ -1737,6 +1744,7 @@ class Engine:
                 # even when the array node as a whole failed there.
                 prior = self._prior(ctx, f"{path}/0/{i}")
                 if prior is not None:
+                    art.looked_up.pop(i, None)
                     data_put(f"{dp}/{path}/0/{i}/0/outputs.pb", prior)
                     art.outputs[i] = prior
                     a.phases[i] = ItemPhase.SUCCEEDED
@@ -1747,7 +1755,7 @@ class Engine:
             # DataStore (10,000 extra objects/blobs per map); a runner whose task processes
             # read inputs.pb writes ``attempt.inputs`` to ``attempt.inputs_key`` itself.
             if cache_on and not ctx.state.options.overwrite_cache:
-                hit, status = self._lookup(self._ck(sub, inputs))
+                hit, status = self._item_lookup(sub, a, art, i, inputs, ahead=budget)
                 a.cache[i] = status
                 if hit is not None:
                     data_put(f"{dp}/{path}/0/{i}/0/outputs.pb", hit)
@@ -1783,6 +1791,52 @@ class Engine:
                 except Exception as exc:
                     st = Failed(make_error("RunnerStartError", str(exc), kind=_SYSTEM))
                 self._item_status(ctx, sub, a, art, path, att, st)
+
+    def _item_lookup(
+        self,
+        sub: NodePlan,
+        a: ArrayState,
+        art: _ArrayRT,
+        i: int,
+        inputs: literals_pb2.LiteralMap,
+        *,
+        ahead: int,
+    ) -> tuple[literals_pb2.LiteralMap | None, int]:
+        """The catalog's answer for item ``i``: looked up ahead, alone, or with the next items.
+
+        With a :class:`BatchCatalog`, item ``i`` is looked up together with the ``ahead``
+        items after it (those the round may still start), and their answers are kept for
+        when their turn comes: one call per batch instead of one per item.
+        """
+        found = art.looked_up.pop(i, None)
+        if found is not None:
+            return found
+        batch_catalog = self._batch_catalog
+        if batch_catalog is None or ahead <= 0 or i + 1 >= a.size:
+            return self._lookup(self._ck(sub, inputs))
+        indices = range(i, min(a.size, i + 1 + ahead))
+        keys = [self._ck(sub, inputs if j == i else self._item_inputs(art, j)) for j in indices]
+        try:
+            hits = batch_catalog.lookup_many(keys)
+            if len(hits) != len(keys):
+                raise ValueError(f"{len(hits)} answers to {len(keys)} lookups")
+        except Exception:
+            # As after a failed single lookup: these items run uncached. Remembering the
+            # failure keeps a catalog that is down from being asked again for each item.
+            failed = (None, _CS.CATALOG_CACHE_STATUS_LOOKUP_FAILURE)
+            art.looked_up.update((j, failed) for j in indices[1:])
+            return failed
+        looked_up = art.looked_up
+        for j, hit in zip(indices[1:], hits[1:], strict=True):
+            looked_up[j] = (
+                (hit, _CS.CATALOG_CACHE_STATUS_HIT)
+                if hit is not None
+                else (None, _CS.CATALOG_CACHE_STATUS_MISS)
+            )
+        first = hits[0]
+        if first is None:
+            return None, _CS.CATALOG_CACHE_STATUS_MISS
+        return first, _CS.CATALOG_CACHE_STATUS_HIT
 
     def _items_to_check(self, ctx: _Ctx, sub: NodePlan, a: ArrayState, art: _ArrayRT) -> list[int]:
         """In-flight items to check this round: the tracker's answer plus timed-out items."""

@@ -249,6 +249,21 @@ class Catalog(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchCatalog(Protocol):
+    """Optional extension of :class:`Catalog`: many lookups in one call.
+
+    When the catalog has ``lookup_many``, an array node looks its items up in batches (the
+    items a round may still start) instead of one call per item; propeller's datacatalog
+    client answers a batch with one GetArtifactsByTag call. An exception fails the lookups of
+    the whole batch: those items run uncached, as after a failed single lookup.
+    """
+
+    def lookup_many(self, keys: Sequence[CacheKey]) -> Sequence[literals_pb2.LiteralMap | None]:
+        """Cached outputs (None for a miss) for each key, in the order of ``keys``."""
+        ...
+
+
 # --------------------------------------------------------------------------------------------
 # Launch plans, signals, recovery, clock, attribute access into binaries
 # --------------------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ class Env:
 def make_env(
     funcs: dict[str, Callable[..., Any]],
     *,
-    catalog: bool = False,
+    catalog: bool | InMemoryCatalog = False,
     config: EngineConfig | None = None,
     runner: FuncRunner | None = None,
     **kw: Any,
@@ -160,7 +160,10 @@ def make_env(
     clock = ManualClock()
     data = InMemoryDataStore()
     r = runner or FuncRunner(funcs)
-    cat = InMemoryCatalog(clock) if catalog else None
+    if isinstance(catalog, InMemoryCatalog):
+        cat: InMemoryCatalog | None = catalog
+    else:
+        cat = InMemoryCatalog(clock) if catalog else None
     sink = CollectingEventSink()
     engine = Engine(r, data, catalog=cat, events=sink, clock=clock, config=config, **kw)
     return Env(r, data, clock, cat, sink, engine)
