@@ -3,8 +3,10 @@
 - ``lookup``: GetArtifact by tag (the input hash) in the task's dataset; NOT_FOUND is a miss.
 - ``lookup_many``: GetArtifactsByTag, the lookups of a map task's items in batches (one call
   per ``batch_size`` items of a dataset instead of one per item).
-- ``put``: CreateDataset (ALREADY_EXISTS is fine), CreateArtifact, AddTag; with ``overwrite``
-  UpdateArtifact of the tagged artifact.
+- ``put``: CreateArtifact with the tag in it (one call and one transaction); NOT_FOUND (no
+  dataset yet) creates the dataset and tries again, ALREADY_EXISTS means another run recorded
+  these inputs first and its artifact stands. With ``overwrite``, UpdateArtifact of the tagged
+  artifact first.
 - Reservations (cache_serialize): GetOrExtendReservation / ReleaseReservation.
 
 Any failure raises (the engine then runs the task uncached and reports CACHE_LOOKUP_FAILURE or
@@ -222,36 +224,38 @@ class DataCatalogClient:
             except grpc.RpcError as exc:
                 if exc.code() != grpc.StatusCode.NOT_FOUND:
                     raise
-        try:
-            self._call(
-                self._stub.CreateDataset,
-                datacatalog_service_pb2.CreateDatasetRequest(
-                    dataset=datacatalog_pb2.Dataset(id=dataset_id)
-                ),
+        # The tag travels in the artifact: artifact and tag are written in one transaction,
+        # and a tag that exists already fails the whole call with nothing written.
+        request = datacatalog_service_pb2.CreateArtifactRequest(
+            artifact=datacatalog_pb2.Artifact(
+                id=str(uuid.uuid4()),
+                dataset=dataset_id,
+                data=data,
+                tags=[datacatalog_pb2.Tag(name=key.tag, dataset=dataset_id)],
             )
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                raise
-        artifact_id = str(uuid.uuid4())
-        self._call(
-            self._stub.CreateArtifact,
-            datacatalog_service_pb2.CreateArtifactRequest(
-                artifact=datacatalog_pb2.Artifact(id=artifact_id, dataset=dataset_id, data=data)
-            ),
         )
-        try:
-            self._call(
-                self._stub.AddTag,
-                datacatalog_service_pb2.AddTagRequest(
-                    tag=datacatalog_pb2.Tag(
-                        name=key.tag, artifact_id=artifact_id, dataset=dataset_id
-                    )
-                ),
-            )
-        except grpc.RpcError as exc:
-            # Another run recorded the same inputs first; its artifact stands.
-            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                raise
+        for first in (True, False):
+            try:
+                self._call(self._stub.CreateArtifact, request)
+                return
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
+                    # Another run recorded the same inputs first (the artifact id is new, so
+                    # only the tag can clash); its artifact stands.
+                    return
+                if not first or exc.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+            # The task's dataset does not exist yet (its first cached result).
+            try:
+                self._call(
+                    self._stub.CreateDataset,
+                    datacatalog_service_pb2.CreateDatasetRequest(
+                        dataset=datacatalog_pb2.Dataset(id=dataset_id)
+                    ),
+                )
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                    raise
 
     def get_or_extend_reservation(self, key: CacheKey, owner_id: str, heartbeat: float) -> bool:
         """Take or extend the reservation; True when ``owner_id`` holds it."""

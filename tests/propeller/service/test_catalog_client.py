@@ -78,3 +78,20 @@ def test_lookup_many_raises_when_the_catalog_is_unreachable() -> None:
 def test_batch_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         DataCatalogClient("127.0.0.1:1", batch_size=0)
+
+
+def test_put_creates_the_dataset_once_and_the_first_result_stands(
+    datacatalog: RunningDataCatalog,
+) -> None:
+    client = DataCatalogClient(datacatalog.address)
+    try:
+        assert client.lookup(key("k", name="wf.fresh")) is None
+        client.put(key("k", name="wf.fresh"), outputs(1), overwrite=False)  # creates the dataset
+        client.put(key("k", name="wf.fresh"), outputs(2), overwrite=False)  # a later run
+        client.put(key("k2", name="wf.fresh"), outputs(3), overwrite=False)
+        assert client.lookup(key("k", name="wf.fresh")) == outputs(1)
+        assert client.lookup(key("k2", name="wf.fresh")) == outputs(3)
+        client.put(key("k", name="wf.fresh"), outputs(4), overwrite=True)
+        assert client.lookup(key("k", name="wf.fresh")) == outputs(4)
+    finally:
+        client.close()

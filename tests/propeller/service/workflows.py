@@ -154,3 +154,14 @@ def hog(i: int) -> float:
 @workflow
 def hogs() -> list[float]:
     return [hog(i=0), hog(i=1), hog(i=2)]
+
+
+@task(cache=Cache(version="1"))
+def cached_noop(x: int) -> int:
+    return x
+
+
+@workflow
+def map_cached(xs: list[int]) -> list[int]:
+    """A map task of trivial cached items (a rerun is all cache hits)."""
+    return map_task(cached_noop)(x=xs)
