@@ -1,0 +1,7 @@
+"""The handlers of the engine's node kinds, one mixin class per kind.
+
+``Engine`` (``engine/executor.py``) combines them over ``EngineCore`` (``engine/core.py``)
+and dispatches each node to its kind's ``_eval_*`` method:
+
+- ``array.py``: array (map) nodes and their items.
+"""
