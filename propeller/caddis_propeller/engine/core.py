@@ -235,7 +235,7 @@ class EngineCore:
     _signals: SignalSource | None
     _binary_attr: BinaryAttrResolver | None
 
-    # -- provided by Engine ---------------------------------------------------------------
+    # -- provided by Engine: nested graphs (subworkflows, dynamics) and nodes (branch cases) --
     def _eval_graph(
         self,
         ctx: _Ctx,
@@ -350,6 +350,10 @@ class EngineCore:
             )
         )
 
+    # =========================================================================================
+    # Nodes: what the node kinds share
+    # =========================================================================================
+    # -- recovery -----------------------------------------------------------------------------
     @staticmethod
     def _prior(ctx: _Ctx, path: str) -> literals_pb2.LiteralMap | None:
         """The reference's outputs of a node or array item, or None to run it."""

@@ -7,9 +7,11 @@ round, so a chain of in-process tasks finishes in one round). Work per round is 
 (``EngineConfig.max_node_evaluations_per_round``, ``array_items_per_round``) so a huge array
 cannot starve other executions sharing a propeller worker.
 
-What the engine shares with the handlers of the node kinds (the round context, a graph's
-runtime, events, input resolution, failing and retrying, parallelism slots, the catalog)
-is in ``engine/core.py``.
+The handlers of the node kinds are mixins in ``engine/nodes/``, one module per kind; what
+they share with the engine (the round context, a graph's runtime, events, input
+resolution, failing and retrying, parallelism slots, the catalog) is ``EngineCore`` in
+``engine/core.py``. This module keeps the public API, graph evaluation, dispatch to the
+node kinds, recovery and aborting.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from dataclasses import dataclass
 from caddis_idl.core.v1 import compiler_pb2, identifier_pb2, literals_pb2
 from caddis_propeller.engine.core import _NODE_EVENT_PHASE as _NODE_EVENT_PHASE
 from caddis_propeller.engine.core import (
-    _SYSTEM,
     _TP,
     _WP,
     EngineConfig,
@@ -39,19 +40,17 @@ from caddis_propeller.engine.interfaces import (
     CompletionTracker,
     DataStore,
     EventSink,
-    Failed,
     LaunchPlanRunner,
     LaunchRequest,
     PriorOutputs,
-    Running,
     SignalSource,
-    Succeeded,
     TaskRunner,
     WorkflowEvent,
 )
 from caddis_propeller.engine.nodes.array import ArrayNodes
 from caddis_propeller.engine.nodes.branch import BranchNodes
 from caddis_propeller.engine.nodes.gates import GateNodes
+from caddis_propeller.engine.nodes.subworkflow import SubworkflowNodes
 from caddis_propeller.engine.nodes.task import TaskNodes
 from caddis_propeller.engine.plan import (
     END_INDEX,
@@ -100,7 +99,7 @@ class RoundResult:
     budget_exhausted: bool
 
 
-class Engine(TaskNodes, ArrayNodes, BranchNodes, GateNodes, EngineCore):
+class Engine(TaskNodes, ArrayNodes, BranchNodes, GateNodes, SubworkflowNodes, EngineCore):
     """Evaluates executions of compiled workflows; see the package docstring for the protocol.
 
     One Engine serves any number of executions (it keeps no per-execution state besides
@@ -470,93 +469,6 @@ class Engine(TaskNodes, ArrayNodes, BranchNodes, GateNodes, EngineCore):
         self._data.put(f"{ctx.dp}/{path}/0/outputs.pb", prior)
         self._set(ctx, np_, ns, NodePhase.RECOVERED, path, parent, outputs=True)
         return True
-
-    # -- subworkflows -------------------------------------------------------------------------
-    def _eval_subworkflow(
-        self,
-        ctx: _Ctx,
-        rt: _GraphRT,
-        np_: NodePlan,
-        ns: NodeState,
-        path: str,
-        parent: str | None,
-    ) -> None:
-        if ns.phase == NodePhase.NOT_STARTED:
-            if self._start_inputs(ctx, rt, np_, ns, path, parent) is None:
-                return
-            ns.child = GraphState()
-            self._set(ctx, np_, ns, NodePhase.RUNNING, path, parent)
-        child = ns.child
-        assert isinstance(child, GraphState) and np_.sub_key is not None
-        sub = rt.wp.subworkflow(np_.sub_key)
-        self._eval_graph(ctx, rt.wp, sub, child, f"{path}/0/", f"{ctx.dp}/{path}/inputs.pb", path)
-        if child.phase == GraphPhase.SUCCEEDED:
-            self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
-        elif child.phase in (GraphPhase.FAILED, GraphPhase.ABORTED):
-            err = child.error or make_error("SubWorkflowFailed", f"{path} failed")
-            self._fail(ctx, np_, ns, err, path, parent)
-
-    # -- launch plans -------------------------------------------------------------------------
-    def _eval_launch_plan(
-        self,
-        ctx: _Ctx,
-        rt: _GraphRT,
-        np_: NodePlan,
-        ns: NodeState,
-        path: str,
-        parent: str | None,
-    ) -> None:
-        inputs: literals_pb2.LiteralMap | None = None
-        if ns.phase == NodePhase.NOT_STARTED:
-            inputs = self._start_inputs(ctx, rt, np_, ns, path, parent)
-            if inputs is None:
-                return
-            self._set(ctx, np_, ns, NodePhase.QUEUED, path, parent)
-        if self._lp is None:
-            err = make_error(
-                "NoLaunchPlanRunner", "this engine cannot run launch plans", kind=_SYSTEM
-            )
-            self._fail(ctx, np_, ns, err, path, parent)
-            return
-        if ns.phase == NodePhase.QUEUED:
-            if ns.retry_at and ns.retry_at > ctx.now:
-                ctx.wake(ns.retry_at)
-                return
-            if not self._take_slot(ctx, ns):
-                return
-        req = LaunchRequest(
-            execution_id=ctx.state.execution_id,
-            node_path=path,
-            launch_plan=np_.node.workflow_node.launchplan_ref,
-            template=np_.launch_plan,
-            inputs=inputs if inputs is not None else self._inputs_of(ctx, path),
-            attempt=ns.attempt,
-        )
-        try:
-            if ns.phase == NodePhase.QUEUED:
-                ns.started_at = ctx.now
-                status = self._lp.launch(req)
-            else:
-                status = self._lp.check(req, ns.handle or "")
-        except Exception as exc:
-            status = Failed(make_error("LaunchError", f"{type(exc).__name__}: {exc}", kind=_SYSTEM))
-        if isinstance(status, Running):
-            ns.handle = status.handle
-            if ns.phase != NodePhase.RUNNING:
-                self._set(ctx, np_, ns, NodePhase.RUNNING, path, parent)
-            ctx.pending = True
-        elif isinstance(status, Succeeded):
-            self._release_slot(ctx, ns)
-            self._data.put(
-                f"{ctx.dp}/{path}/{ns.attempt}/outputs.pb",
-                status.outputs if status.outputs is not None else literals_pb2.LiteralMap(),
-            )
-            self._set(ctx, np_, ns, NodePhase.SUCCEEDED, path, parent, outputs=True)
-        elif isinstance(status, Failed):
-            self._retry_or_fail(ctx, np_, ns, status.error, path, parent)
-        else:
-            err = make_error("UnexpectedStatus", "a launch plan cannot return futures")
-            self._fail(ctx, np_, ns, err, path, parent)
 
     # =========================================================================================
     # Abort

@@ -7,5 +7,6 @@ and dispatches each node to its kind's ``_eval_*`` method:
 - ``dynamic.py``: task nodes whose attempt returned futures (a nested, compiled graph);
 - ``array.py``: array (map) nodes and their items;
 - ``branch.py``: branch nodes;
-- ``gates.py``: sleep, approve and signal gates.
+- ``gates.py``: sleep, approve and signal gates;
+- ``subworkflow.py``: subworkflow and launch-plan nodes.
 """
