@@ -485,6 +485,18 @@ class EngineCore:
         self._release_reservation(ctx, np_, ns, path)
         self._set(ctx, np_, ns, phase, path, parent)
 
+    def _may_start(self, ctx: _Ctx, ns: NodeState) -> bool:
+        """True when a queued attempt may start now: its retry backoff is over and it holds a slot.
+
+        Task and launch-plan nodes start their attempts through this. Otherwise the round
+        learns when to come back: at the backoff's end (``wake``), or once a slot frees up
+        (``_take_slot`` sets ``pending``).
+        """
+        if ns.retry_at and ns.retry_at > ctx.now:
+            ctx.wake(ns.retry_at)
+            return False
+        return self._take_slot(ctx, ns)
+
     def _take_slot(self, ctx: _Ctx, ns: NodeState) -> bool:
         if ns.flags & FLAG_COUNTED:
             return True

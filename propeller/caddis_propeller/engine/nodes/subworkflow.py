@@ -62,12 +62,8 @@ class SubworkflowNodes(EngineCore):
             )
             self._fail(ctx, np_, ns, err, path, parent)
             return
-        if ns.phase == NodePhase.QUEUED:
-            if ns.retry_at and ns.retry_at > ctx.now:
-                ctx.wake(ns.retry_at)
-                return
-            if not self._take_slot(ctx, ns):
-                return
+        if ns.phase == NodePhase.QUEUED and not self._may_start(ctx, ns):
+            return
         req = LaunchRequest(
             execution_id=ctx.state.execution_id,
             node_path=path,

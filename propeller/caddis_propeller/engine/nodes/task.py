@@ -119,10 +119,7 @@ class TaskNodes(DynamicNodes):
         parent: str | None,
         inputs: literals_pb2.LiteralMap | None,
     ) -> None:
-        if ns.retry_at and ns.retry_at > ctx.now:
-            ctx.wake(ns.retry_at)
-            return
-        if not self._take_slot(ctx, ns):
+        if not self._may_start(ctx, ns):
             return
         if (
             np_.cache_serializable
