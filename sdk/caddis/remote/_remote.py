@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from caddis.remote._bundle import CodeBundle, build_bundle
+from caddis.remote._bundle import BundleCache, CodeBundle
 from caddis.remote._client import AdminClient, make_channel
 from caddis.remote._config import RemoteConfig
 from caddis.remote._errors import (
@@ -108,6 +108,11 @@ class CaddisRemote:
         channel: A ready gRPC channel to use instead of opening one (tests inject this).
         storage: Blob store settings used to upload code bundles and read offloaded data;
             the ``storage`` section when ``None``.
+
+    Registration is remembered for the life of the client: registering (or executing) the
+    same unchanged code again builds no bundle, uploads nothing and makes no registration
+    call (admin's registrations are immutable, so repeating one changes nothing). A changed
+    source file gives a new bundle digest, hence a new version, which is registered.
     """
 
     def __init__(
@@ -143,6 +148,11 @@ class CaddisRemote:
             timeout_s=self.config.timeout_s,
             connect_timeout_s=self.config.connect_timeout_s,
         )
+        self._bundles = BundleCache()
+        # (project, domain, digest) -> blob URI of bundles registered through this client.
+        self._uploaded: dict[tuple[str, str, str], str] = {}
+        # Digests of Create{Task,Workflow,LaunchPlan} requests admin accepted.
+        self._created: set[bytes] = set()
 
     # ------------------------------------------------------------------ basics
     @property
@@ -165,6 +175,23 @@ class CaddisRemote:
     def close(self) -> None:
         """Close the connection to admin."""
         self.client.close()
+
+    def forget_registrations(self) -> None:
+        """Forget what this client registered, so the next registration repeats every call."""
+        self._bundles.clear()
+        self._uploaded.clear()
+        self._created.clear()
+
+    def _create_once(self, method: Any, request: Any, *, what: str) -> None:
+        # Admin registrations are immutable: an identical request it accepted before is a
+        # no-op there, so it need not be sent again.
+        key = hashlib.sha256(
+            request.DESCRIPTOR.full_name.encode() + request.SerializeToString(deterministic=True)
+        ).digest()
+        if key in self._created:
+            return
+        self.client.call(method, request, what=what)
+        self._created.add(key)
 
     def __enter__(self) -> CaddisRemote:
         return self
@@ -341,7 +368,8 @@ class CaddisRemote:
     ) -> tuple[CodeBundle, str]:
         """Package ``root`` as a content-addressed bundle, upload it and register its digest.
 
-        Nothing is uploaded when the blob store already holds that digest.
+        Nothing is uploaded when the blob store already holds that digest; nothing is built,
+        uploaded or registered when this client registered the same unchanged tree before.
 
         Args:
             root: Directory put on ``sys.path`` of task processes.
@@ -355,7 +383,10 @@ class CaddisRemote:
 
         project = project or self.project
         domain = domain or self.domain
-        bundle = build_bundle(root)
+        bundle = self._bundles.build(root)
+        known = self._uploaded.get((project, domain, bundle.digest))
+        if known is not None:
+            return bundle, known
         md5 = hashlib.md5(bundle.data, usedforsecurity=False).digest()
         # The IDL names digests "sha256:<hex>"; an admin that accepts only the bare hex gets
         # that instead (the task templates always carry the prefixed form).
@@ -383,6 +414,7 @@ class CaddisRemote:
             ),
             what=f"register code bundle {bundle.digest}",
         )
+        self._uploaded[(project, domain, bundle.digest)] = uri
         return bundle, uri
 
     def _upload_location(
@@ -471,7 +503,7 @@ class CaddisRemote:
                 result.workflows.append(template.id)
             elif isinstance(entity, LaunchPlan):
                 lp = entity.to_idl(settings)
-                self.client.call(
+                self._create_once(
                     self.client.launch_plans.CreateLaunchPlan,
                     launch_plan_service_pb2.CreateLaunchPlanRequest(id=lp.id, spec=lp.spec),
                     what=f"register launch plan {id_str(lp.id)}",
@@ -479,7 +511,7 @@ class CaddisRemote:
                 result.launch_plans.append(lp.id)
 
     def _create_task(self, template: tasks_pb2.TaskTemplate) -> None:
-        self.client.call(
+        self._create_once(
             self.client.tasks.CreateTask,
             task_service_pb2.CreateTaskRequest(
                 id=template.id, spec=task_pb2.TaskSpec(template=template)
@@ -492,7 +524,7 @@ class CaddisRemote:
         template: core_workflow_pb2.WorkflowTemplate,
         subs: Iterable[core_workflow_pb2.WorkflowTemplate] = (),
     ) -> None:
-        self.client.call(
+        self._create_once(
             self.client.workflows.CreateWorkflow,
             workflow_service_pb2.CreateWorkflowRequest(
                 id=template.id,
@@ -592,13 +624,20 @@ class CaddisRemote:
             spec.launch_plan.CopyFrom(target)
         else:
             spec.workflow.CopyFrom(target)
-        created = self.client.call(
-            self.client.executions.CreateExecution,
-            execution_service_pb2.CreateExecutionRequest(
-                project=project, domain=domain, name=name or "", spec=spec, inputs=literal_inputs
-            ),
-            what=f"launch {id_str(target)}",
+        request = execution_service_pb2.CreateExecutionRequest(
+            project=project, domain=domain, name=name or "", spec=spec, inputs=literal_inputs
         )
+        what = f"launch {id_str(target)}"
+        try:
+            created = self.client.call(self.client.executions.CreateExecution, request, what=what)
+        except EntityNotFoundError:
+            if isinstance(entity, RemoteEntity) or not self._created:
+                raise
+            # Admin lost what this client registered before (e.g. a sandbox started afresh
+            # while the client lived): register again, calls and all, and launch once more.
+            self.forget_registrations()
+            self._launchable(entity, version, project, domain)
+            created = self.client.call(self.client.executions.CreateExecution, request, what=what)
         execution = self.fetch_execution(created.id.name, project=project, domain=domain)
         execution.entity = remote_entity
         if wait:
