@@ -260,3 +260,46 @@ def test_bundle_cache_skips_unchanged_trees(tmp_path: Path, monkeypatch: Any) ->
     )
     (tmp_path / "new.py").write_text("")
     assert "new.py" in cache.build(tmp_path).files
+
+
+def test_follow_polls_fast_at_first_then_a_tenth_of_the_time_waited(
+    remote: Any, monkeypatch: Any
+) -> None:
+    # A fake clock: an execution that ends after 60 s of sleeping, polled by follow().
+    from caddis.remote import RemoteExecution
+    from caddis.remote import _remote as module
+    from caddis_idl.admin.v1 import execution_pb2
+    from caddis_idl.core.v1 import execution_pb2 as core_execution_pb2
+
+    clock = [1000.0]
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(module.time, "sleep", sleep)
+    execution = RemoteExecution(
+        id=identifier_pb2.WorkflowExecutionIdentifier(name="e"), proto=execution_pb2.Execution()
+    )
+
+    def sync(ex: Any) -> Any:
+        if clock[0] >= 1060.0:
+            ex.proto.closure.phase = core_execution_pb2.WORKFLOW_EXECUTION_PHASE_SUCCEEDED
+        return ex
+
+    monkeypatch.setattr(remote, "sync", sync)
+    polls = list(remote.follow(execution, poll_interval=1.0))
+    assert polls[-1].is_done
+    assert pauses[0] == pytest.approx(0.02) and max(pauses) == pytest.approx(1.0)
+    assert pauses == sorted(pauses)
+    # Seen done soon after it ended: within a tenth of the time waited (the pause cap here).
+    assert clock[0] - 1060.0 <= 1.0
+    # ...at a bounded cost: a few dozen polls in the first 10 s, then one per poll_interval.
+    assert 60 < len(polls) < 60 + 60
+    # A pause never exceeds a tenth of the time waited before it (beyond the 20 ms floor).
+    waited = 0.0
+    for pause in pauses:
+        assert pause <= max(0.02, waited * 0.1) + 1e-9
+        waited += pause
