@@ -639,10 +639,14 @@ class CaddisRemote:
             self.forget_registrations()
             self._launchable(entity, version, project, domain)
             created = self.client.call(self.client.executions.CreateExecution, request, what=what)
+        if wait:
+            # wait() fetches the execution first thing: no separate fetch before it.
+            execution = RemoteExecution(
+                id=created.id, proto=execution_pb2.Execution(id=created.id), entity=remote_entity
+            )
+            return self.wait(execution, timeout=timeout)
         execution = self.fetch_execution(created.id.name, project=project, domain=domain)
         execution.entity = remote_entity
-        if wait:
-            return self.wait(execution, timeout=timeout)
         return execution
 
     def _launchable(
