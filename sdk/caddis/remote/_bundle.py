@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,10 @@ def build_bundle(root: str | os.PathLike[str]) -> CodeBundle:
         The bundle with its digest.
     """
     root_path = Path(root).resolve()
-    files = _walk(root_path)
+    return _pack(root_path, _walk(root_path))
+
+
+def _pack(root_path: Path, files: list[str]) -> CodeBundle:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for rel in files:
@@ -128,4 +132,56 @@ def build_bundle(root: str | os.PathLike[str]) -> CodeBundle:
     return CodeBundle(root=root_path, data=data, digest=digest, files=tuple(files))
 
 
-__all__ = ["CodeBundle", "build_bundle", "source_root"]
+# A file changed this recently may change again without its stat changing (timestamps have
+# a granularity: a jiffy on Linux, 2 s on FAT), so a fingerprint holding one is not trusted
+# (git's "racy" index entries).
+_RACY_WINDOW_S = 2.0
+
+_Stat = tuple[str, int, int, int, int, int]
+
+
+class BundleCache:
+    """Builds bundles, skipping the build when the tree's files did not change.
+
+    The fingerprint of a tree is every packaged file's path, size, mode, inode, mtime and
+    ctime. When the fingerprint equals the one recorded with the last bundle of that root,
+    that bundle is returned without reading or compressing anything. A fingerprint holding a
+    file modified within the last 2 s is not trusted (a write in the same timestamp tick
+    would leave it unchanged): such a tree is rebuilt, and the content digest decides.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[Path, tuple[tuple[_Stat, ...], CodeBundle]] = {}
+        self.builds = 0
+        self.hits = 0
+
+    def build(self, root: str | os.PathLike[str]) -> CodeBundle:
+        """The bundle of ``root``, rebuilt only when its files changed (see the class)."""
+        root_path = Path(root).resolve()
+        taken = time.time_ns()
+        files = _walk(root_path)
+        fingerprint = tuple(_stat(root_path, rel) for rel in files)
+        entry = self._entries.get(root_path)
+        if entry is not None and entry[0] == fingerprint:
+            self.hits += 1
+            return entry[1]
+        bundle = _pack(root_path, files)
+        self.builds += 1
+        racy_after = taken - int(_RACY_WINDOW_S * 1e9)
+        if all(max(st[4], st[5]) < racy_after for st in fingerprint):
+            self._entries[root_path] = (fingerprint, bundle)
+        else:
+            self._entries.pop(root_path, None)
+        return bundle
+
+    def clear(self) -> None:
+        """Forget every recorded bundle."""
+        self._entries.clear()
+
+
+def _stat(root: Path, rel: str) -> _Stat:
+    st = os.stat(root / rel)
+    return (rel, st.st_size, st.st_mode, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+
+__all__ = ["BundleCache", "CodeBundle", "build_bundle", "source_root"]

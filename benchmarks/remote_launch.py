@@ -1,0 +1,93 @@
+"""Time ``CaddisRemote.execute(count_characters.wf, wait=True)`` against a fresh sandbox.
+
+The "count_characters remote" row of ``run_all.py`` on its own: the sandbox on its embedded
+defaults (SQLite, local blobs), one warm-up launch (which registers the code), then ``--reps``
+launches of the same workflow from the same ``CaddisRemote``; prints the first launch and the
+median, and the median time admin saw between creating the execution and its terminal event
+(the rest is the client's registration, launch and polling). ``--profile FILE`` writes a
+cProfile of one extra launch (client side only).
+
+    python benchmarks/remote_launch.py [--reps 10] [--profile /tmp/launch.prof]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--profile", default="")
+    args = parser.parse_args()
+
+    from benchmarks.run_all import _import_copy
+    from caddis._sandbox import processes as p
+    from caddis.remote import CaddisRemote
+    from tests.support import free_port
+
+    with tempfile.TemporaryDirectory(prefix="caddis-bench-sandbox-") as tmp:
+        opts = p.SandboxOptions(
+            state_dir=Path(tmp) / "sandbox", ports={s: free_port() for s in p.SERVICES}
+        )
+        opts.state_dir.mkdir()
+        p.start(opts, timeout=120, echo=lambda _m: None)
+        try:
+            with CaddisRemote(config_file=opts.state_dir / "client.yaml") as remote:
+                cc = _import_copy(Path(tmp) / "code", "count_characters")
+
+                in_admin: list[float] = []
+
+                def run() -> float:
+                    began = time.perf_counter()
+                    ex = remote.execute(
+                        cc.wf, {"s1": "Pear", "s2": "Earth"}, wait=True, timeout=600
+                    )
+                    took = time.perf_counter() - began
+                    c = ex.proto.closure
+                    in_admin.append(
+                        (c.updated_at.ToNanoseconds() - c.created_at.ToNanoseconds()) / 1e9
+                    )
+                    if not ex.is_successful or ex.outputs != {"o0": 3}:
+                        raise RuntimeError(f"{ex.name} {ex.phase}: {ex.error} {ex.outputs}")
+                    return took
+
+                first = run()
+                in_admin.clear()
+                times = [run() for _ in range(args.reps)]
+                admin_times = list(in_admin)
+                if args.profile:
+                    prof = cProfile.Profile()
+                    prof.enable()
+                    run()
+                    prof.disable()
+                    prof.dump_stats(args.profile)
+        finally:
+            p.stop(opts.state_dir, echo=lambda _m: None)
+    print(
+        json.dumps(
+            {
+                "first_ms": round(first * 1e3, 1),
+                "median_ms": round(statistics.median(times) * 1e3, 1),
+                "min_ms": round(min(times) * 1e3, 1),
+                "max_ms": round(max(times) * 1e3, 1),
+                "times_ms": [round(t * 1e3) for t in times],
+                # Admin's created_at -> last update (the terminal event): the run itself.
+                "admin_median_ms": round(statistics.median(admin_times) * 1e3, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
