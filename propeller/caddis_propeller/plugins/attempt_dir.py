@@ -171,11 +171,17 @@ def _attempt_dirs(work_dir: Path) -> Iterator[Path]:
                         yield Path(leaf.path)
 
 
-def _last_change(directory: Path) -> float:
-    """The newest mtime of the directory and its entries (0 when it is gone)."""
+def _last_change(directory: Path, since: float) -> float:
+    """The newest mtime of the directory and its entries (0 when it is gone).
+
+    Stops at the directory's own mtime when that is already ``since`` or later (most recent
+    attempts), so a sweep over many young directories costs one stat each.
+    """
     newest = 0.0
     with contextlib.suppress(OSError):
         newest = directory.stat().st_mtime
+        if newest >= since:
+            return newest
         for entry in os.scandir(directory):
             with contextlib.suppress(OSError):
                 newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
@@ -220,7 +226,7 @@ def sweep(
         candidates.clear()
 
     for directory in _attempt_dirs(work_dir):
-        if _last_change(directory) >= unchanged_since or is_running(directory):
+        if _last_change(directory, unchanged_since) >= unchanged_since or is_running(directory):
             continue
         key = (read_claim(directory) or {}).get("exec")
         if not isinstance(key, str) or not key:
