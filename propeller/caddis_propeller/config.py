@@ -111,6 +111,12 @@ class PropellerConfig:
         reservation_heartbeat_s: Heartbeat of cache-serialize reservations.
         inline_state_limit: Engine state up to this many bytes stays in the database row;
             larger state goes to the blob store.
+        retention_s: How long a terminal execution is kept after it finished: its database
+            row (with its engine state, inline or offloaded) and the process plugin's attempt
+            directories. 0 or negative keeps everything forever.
+        retention_interval_s: How often the retention janitor runs.
+        retention_batch: Executions removed per database transaction (and attempt
+            directories looked up per query), so a large backlog never holds a long lock.
         process: The local process plugin.
     """
 
@@ -140,6 +146,9 @@ class PropellerConfig:
     admin_timeout_s: float = 10.0
     reservation_heartbeat_s: float = 5.0
     inline_state_limit: int = 256 * 1024
+    retention_s: float = 7 * 24 * 3600.0
+    retention_interval_s: float = 300.0
+    retention_batch: int = 500
     process: ProcessPluginConfig = field(default_factory=ProcessPluginConfig)
 
     @classmethod

@@ -29,6 +29,7 @@ from caddis_propeller.datastore import BlobDataStore
 from caddis_propeller.engine.interfaces import Succeeded, TaskAttempt, TaskStatus
 from caddis_propeller.manager.controller import Controller
 from caddis_propeller.manager.metrics import PropellerMetrics
+from caddis_propeller.manager.retention import RetentionJanitor
 from caddis_propeller.plugins.base import PluginRunner
 from caddis_propeller.plugins.process import ProcessPlugin
 from caddis_propeller.repository.database import Database
@@ -52,6 +53,8 @@ class RunningPropeller:
         catalog: The datacatalog client, when caching is on.
         admin_channel: The channel of child executions, signals and recovery, when admin is
             configured.
+        retention: The janitor removing executions that finished more than ``retention_s``
+            ago (not started when retention is off).
     """
 
     server: GrpcServer
@@ -63,6 +66,7 @@ class RunningPropeller:
     config: PropellerConfig
     catalog: DataCatalogClient | None = None
     admin_channel: grpc.Channel | None = None
+    retention: RetentionJanitor | None = None
 
     @property
     def address(self) -> str:
@@ -77,6 +81,8 @@ class RunningPropeller:
     def stop(self, grace: float | None = None) -> None:
         """Stop serving and evaluating; running task processes carry on detached."""
         self.server.stop(grace)
+        if self.retention is not None:
+            self.retention.stop()
         self.controller.stop()
         self.sender.stop()
         self.plugin.close()
@@ -212,8 +218,17 @@ def serve(config: PropellerConfig, *, storage: StorageConfig | None = None) -> R
         if admin_channel is not None:
             admin_channel.close()
         raise
+    retention = RetentionJanitor(
+        config,
+        database=database,
+        store=store,
+        metadata_prefix=metadata_prefix,
+        metrics=metrics,
+        sweep_dirs=plugin.sweep,
+    )
     controller.start()
     sender.start()
+    retention.start()
     if plugin.pool is not None:
         plugin.pool.prestart()
     return RunningPropeller(
@@ -226,6 +241,7 @@ def serve(config: PropellerConfig, *, storage: StorageConfig | None = None) -> R
         config=config,
         catalog=catalog,
         admin_channel=admin_channel,
+        retention=retention,
     )
 
 
@@ -250,6 +266,8 @@ def main(config_path: str | os.PathLike[str] | None = None) -> None:
         print(f"propeller metrics on {running.metrics_url}", flush=True)
 
     def on_stop() -> None:
+        if running.retention is not None:
+            running.retention.stop()
         running.controller.stop()
         running.sender.stop()
         running.plugin.close()

@@ -84,6 +84,26 @@ class PropellerMetrics:
             buckets=(1, 2, 4, 8, 16),
             registry=r,
         )
+        self.retention_removed = Counter(
+            "caddis_propeller_retention_removed",
+            "What the retention janitor removed: executions (rows with their engine state) and "
+            "attempt_dirs (the process plugin's attempt directories)",
+            ["what"],
+            registry=r,
+        )
+        for what in ("executions", "attempt_dirs"):
+            self.retention_removed.labels(what)  # export 0 before the first removal
+        self.retention_run = Histogram(
+            "caddis_propeller_retention_run_seconds",
+            "Duration of one retention janitor run",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.retention_last_success = Gauge(
+            "caddis_propeller_retention_last_success_timestamp_seconds",
+            "When the retention janitor last finished a run without error (epoch seconds)",
+            registry=r,
+        )
 
 
 __all__ = ["PropellerMetrics"]

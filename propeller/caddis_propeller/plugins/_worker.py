@@ -133,6 +133,7 @@ def run_job(job: dict[str, Any]) -> str:
                 "start": ad.proc_start_marker(os.getpid()),
                 "mode": "warm",
                 "stderr": scratch.paths[1],
+                "exec": job.get("exec"),
             },
             lock_fd=fd,
         )

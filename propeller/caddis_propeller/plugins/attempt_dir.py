@@ -8,11 +8,13 @@ path and attempt) holding:
   task process (or the warm worker running the item) is alive; propeller probes it to tell
   "still running" from "gone", independent of pid reuse.
 - the claim, written under the lock just before the task runs (JSON: pid, the pid's start
-  marker from ``/proc``, how it runs). Whoever takes the lock and finds a claim must not run
-  the attempt again. Together: an attempt runs at most once, whichever replica, restart or warm
-  worker gets to it. A fresh process's claim is the file ``claimed``; a warm worker writes its
-  claim into the ``lock`` file it already holds (one file creation less per map item: creating
-  a file costs ~150 us on the dev machine's ext4, more than a trivial task's own work).
+  marker from ``/proc``, how it runs, and ``exec``: the execution's ``project/domain/name``,
+  which is how retention finds the directories of an execution it removed). Whoever takes the
+  lock and finds a claim must not run the attempt again. Together: an attempt runs at most
+  once, whichever replica, restart or warm worker gets to it. A fresh process's claim is the
+  file ``claimed``; a warm worker writes its claim into the ``lock`` file it already holds (one
+  file creation less per map item: creating a file costs ~150 us on the dev machine's ext4,
+  more than a trivial task's own work).
 - ``stdout`` / ``stderr``: the task's output streams. Warm workers capture them in scratch
   files of their own and copy them here only when the task wrote something; the claim names
   the worker's scratch stderr, so a worker that dies mid-task still leaves its tail findable.
@@ -28,6 +30,9 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +155,105 @@ def release(fd: int) -> None:
         os.close(fd)
 
 
+_SHARD = re.compile(r"[0-9a-f]{2}")
+_LEAF = re.compile(r"[0-9a-f]{30}")
+
+
+def _attempt_dirs(work_dir: Path) -> Iterator[Path]:
+    """Every ``<2 hex>/<30 hex>`` directory (warm workers' scratch files are not matched)."""
+    with contextlib.suppress(FileNotFoundError):
+        for shard in os.scandir(work_dir):
+            if not (_SHARD.fullmatch(shard.name) and shard.is_dir(follow_symlinks=False)):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                for leaf in os.scandir(shard.path):
+                    if _LEAF.fullmatch(leaf.name) and leaf.is_dir(follow_symlinks=False):
+                        yield Path(leaf.path)
+
+
+def _last_change(directory: Path, since: float) -> float:
+    """The newest mtime of the directory and its entries (0 when it is gone).
+
+    Stops at the directory's own mtime when that is already ``since`` or later (most recent
+    attempts), so a sweep over many young directories costs one stat each.
+    """
+    newest = 0.0
+    with contextlib.suppress(OSError):
+        newest = directory.stat().st_mtime
+        if newest >= since:
+            return newest
+        for entry in os.scandir(directory):
+            with contextlib.suppress(OSError):
+                newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    return newest
+
+
+def sweep(
+    work_dir: Path,
+    unchanged_since: float,
+    existing: Callable[[set[str]], set[str]],
+    batch: int = 500,
+) -> int:
+    """Remove the attempt directories of executions that no longer exist.
+
+    A directory is removed only when all of these hold: nothing in it changed since
+    ``unchanged_since``; its lock is free (no process runs the attempt), and stays held by
+    this sweep while it checks and removes; its claim names an execution (``exec``) that
+    ``existing`` does not report. Directories without that name (never claimed, or claimed
+    by a version before the name was recorded) are kept: nothing tells whose they are.
+
+    Args:
+        work_dir: The plugin's work directory.
+        unchanged_since: Epoch seconds; a directory touched after this is kept.
+        existing: Given ``project/domain/name`` keys, those that still have an execution.
+        batch: Keys asked about per call of ``existing``.
+
+    Returns:
+        How many attempt directories were removed.
+    """
+    removed = 0
+    candidates: dict[str, list[Path]] = {}
+
+    def flush() -> None:
+        nonlocal removed
+        alive = existing(set(candidates))
+        for key, dirs in candidates.items():
+            if key in alive:
+                continue
+            for directory in dirs:
+                if _remove(directory):
+                    removed += 1
+        candidates.clear()
+
+    for directory in _attempt_dirs(work_dir):
+        if _last_change(directory, unchanged_since) >= unchanged_since or is_running(directory):
+            continue
+        key = (read_claim(directory) or {}).get("exec")
+        if not isinstance(key, str) or not key:
+            continue
+        candidates.setdefault(key, []).append(directory)
+        if len(candidates) >= batch:
+            flush()
+    if candidates:
+        flush()
+    return removed
+
+
+def _remove(directory: Path) -> bool:
+    """Remove one attempt directory while holding its lock; False when an attempt runs."""
+    try:
+        fd = try_lock(directory)
+    except OSError:
+        return False
+    if fd is None:
+        return False  # an attempt started meanwhile
+    try:
+        shutil.rmtree(directory, ignore_errors=True)
+    finally:
+        release(fd)
+    return not directory.exists()
+
+
 __all__ = [
     "CLAIMED",
     "LOCK",
@@ -161,6 +265,7 @@ __all__ = [
     "read_claim",
     "release",
     "stderr_tail",
+    "sweep",
     "try_lock",
     "write_claim",
 ]

@@ -340,7 +340,12 @@ class ProcessPlugin:
         return WarmJob(
             dir=job.key,
             key=job.warm_key,
-            payload={"module": job.module, "args": job.argv[3:], "env": job.env},
+            payload={
+                "module": job.module,
+                "args": job.argv[3:],
+                "env": job.env,
+                "exec": job.extra.get("exec"),
+            },
         )
 
     def needs_check(self, handles: Collection[str]) -> Collection[str]:
@@ -507,7 +512,7 @@ class ProcessPlugin:
                 return
             # Claim before spawning: a crash between the two loses this attempt (a system
             # retry follows) but can never run it twice.
-            ad.write_claim(job.dir, {"pid": None, "mode": "process"})
+            ad.write_claim(job.dir, {"pid": None, "mode": "process", "exec": job.extra.get("exec")})
             env = dict(os.environ)
             env.update(job.env)
             with open(job.dir / ad.STDOUT, "ab") as out, open(job.dir / ad.STDERR, "ab") as err:
@@ -527,7 +532,12 @@ class ProcessPlugin:
             job.started_at = time.time()
             ad.write_claim(
                 job.dir,
-                {"pid": proc.pid, "start": ad.proc_start_marker(proc.pid), "mode": "process"},
+                {
+                    "pid": proc.pid,
+                    "start": ad.proc_start_marker(proc.pid),
+                    "mode": "process",
+                    "exec": job.extra.get("exec"),
+                },
             )
         finally:
             ad.release(fd)
@@ -588,6 +598,17 @@ class ProcessPlugin:
         if job is not None and self.notify is not None:
             with contextlib.suppress(Exception):
                 self.notify(job.extra.get("exec", ""))
+
+    def sweep(self, unchanged_since: float, existing: Callable[[set[str]], set[str]]) -> int:
+        """Remove attempt directories of executions that no longer exist (retention).
+
+        See :func:`caddis_propeller.plugins.attempt_dir.sweep`; ``existing`` maps
+        ``project/domain/name`` keys to those that still have an execution.
+
+        Returns:
+            How many attempt directories were removed.
+        """
+        return ad.sweep(self.work_dir, unchanged_since, existing)
 
     def close(self) -> None:
         """Stop starting work; running processes and warm batches carry on detached."""

@@ -21,6 +21,8 @@ class ExecutionRow(Base):
     it was offloaded to ``state_uri``. ``lease_owner``/``lease_token``/``lease_expires_at`` are
     the lease: the owner replica evaluates the execution; every state write carries the token
     it was granted and is refused when another replica has taken the lease since.
+    ``last_evaluated_at`` of a terminal row is when it finished: no round is saved after the
+    terminal one (that write also drops the lease, so a stale owner's write is refused).
     """
 
     __tablename__ = "propeller_executions"
@@ -28,6 +30,8 @@ class ExecutionRow(Base):
         sa.UniqueConstraint("project", "domain", "name", name="uq_propeller_exec_key"),
         sa.Index("ix_propeller_exec_active", "terminal", "next_eval_at"),
         sa.Index("ix_propeller_exec_owner", "lease_owner"),
+        # Retention: terminal executions by the time they finished (their last round).
+        sa.Index("ix_propeller_exec_finished", "terminal", "last_evaluated_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
@@ -62,7 +66,11 @@ class OutboxRow(Base):
     """
 
     __tablename__ = "propeller_event_outbox"
-    __table_args__ = (sa.Index("ix_propeller_outbox_due", "next_attempt_at", "id"),)
+    __table_args__ = (
+        sa.Index("ix_propeller_outbox_due", "next_attempt_at", "id"),
+        # Retention keeps an execution while any of its events waits here.
+        sa.Index("ix_propeller_outbox_execution", "execution"),
+    )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     request_id: Mapped[str] = mapped_column(sa.String(255), unique=True)

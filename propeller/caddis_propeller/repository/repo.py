@@ -65,6 +65,15 @@ class RoundWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpiredExecution:
+    """A terminal execution past retention whose events have all left the outbox."""
+
+    id: int
+    key: ExecutionKey
+    state_uri: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class PendingEvent:
     """An outbox entry due for delivery."""
 
@@ -301,6 +310,66 @@ class Repository:
         )
         return int(self.session.execute(stmt).scalar_one())
 
+    # ---------------------------------------------------------------- retention
+    def _removable(self, finished_before: float) -> list[sa.ColumnElement[bool]]:
+        """Conditions of a removable row: terminal, finished before, no event waiting."""
+        key = ExecutionRow.project + "/" + ExecutionRow.domain + "/" + ExecutionRow.name
+        waiting = sa.select(OutboxRow.id).where(OutboxRow.execution == key).exists()
+        return [
+            ExecutionRow.terminal.is_(True),
+            ExecutionRow.last_evaluated_at < finished_before,
+            ~waiting,
+        ]
+
+    def expired(self, finished_before: float, limit: int) -> list[ExpiredExecution]:
+        """Up to ``limit`` terminal executions that finished before ``finished_before``.
+
+        An execution with an event still in the outbox is not returned: it stays until admin
+        has every event of it.
+        """
+        stmt = (
+            sa.select(
+                ExecutionRow.id,
+                ExecutionRow.project,
+                ExecutionRow.domain,
+                ExecutionRow.name,
+                ExecutionRow.state_uri,
+            )
+            .where(*self._removable(finished_before))
+            .order_by(ExecutionRow.last_evaluated_at, ExecutionRow.id)
+            .limit(limit)
+        )
+        return [
+            ExpiredExecution(int(i), ExecutionKey(p, d, n), uri)
+            for i, p, d, n, uri in self.session.execute(stmt).all()
+        ]
+
+    def delete_expired(self, ids: Sequence[int], finished_before: float) -> int:
+        """Delete those of ``ids`` that are still removable; returns how many were deleted.
+
+        The conditions are checked again in the DELETE itself, so an id that another janitor
+        already deleted, or that got an outbox entry meanwhile, is simply not counted.
+        """
+        if not ids:
+            return 0
+        result = self.session.execute(
+            sa.delete(ExecutionRow)
+            .where(ExecutionRow.id.in_(list(ids)), *self._removable(finished_before))
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def existing(self, keys: Iterable[ExecutionKey]) -> set[ExecutionKey]:
+        """Those of ``keys`` that have an execution row (terminal or not)."""
+        wanted = set(keys)
+        if not wanted:
+            return set()
+        stmt = sa.select(ExecutionRow.project, ExecutionRow.domain, ExecutionRow.name).where(
+            ExecutionRow.name.in_(sorted({k.name for k in wanted}))
+        )
+        found = {ExecutionKey(p, d, n) for p, d, n in self.session.execute(stmt).all()}
+        return found & wanted
+
     # ---------------------------------------------------------------- outbox
     def append_events(self, execution: str, events: Iterable[tuple[str, bytes]], now: float) -> int:
         """Queue events (``(request_id, payload)``); a repeated request_id is ignored."""
@@ -362,6 +431,7 @@ class Repository:
 
 __all__ = [
     "ExecutionKey",
+    "ExpiredExecution",
     "Lease",
     "PendingEvent",
     "Repository",
