@@ -7,9 +7,10 @@ Methods may ``flush`` but never commit: the transaction belongs to the caller
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,13 +26,51 @@ from caddis_datacatalog.repository.models import (
     TagRow,
 )
 from caddis_datacatalog.repository.pagination import PageCursor
-from caddis_datacatalog.repository.views import ArtifactView, DatasetKey, DataView
+from caddis_datacatalog.repository.views import (
+    ArtifactView,
+    DataRecord,
+    DatasetKey,
+    DatasetRef,
+    DataView,
+    TagOwner,
+)
 
 # SQLite allows 32766 bound parameters; stay far below it in IN (...) lists.
 _CHUNK = 500
 
 RawExecute = Callable[[str, Any], Sequence[Sequence[Any]]]
 """Runs one driver-level statement outside any transaction and returns its rows."""
+
+# The write path of CreateArtifact runs Core statements on the session's connection: no unit
+# of work, no identity map, no ORM loading (which cost most of its time). Built once; their
+# compiled forms are cached by the engine.
+_DATASETS = cast(sa.Table, DatasetRow.__table__)
+_ARTIFACTS = cast(sa.Table, ArtifactRow.__table__)
+_DATA = cast(sa.Table, ArtifactDataRow.__table__)
+_PARTITIONS = cast(sa.Table, PartitionRow.__table__)
+_TAGS = cast(sa.Table, TagRow.__table__)
+
+_SELECT_DATASET_REF = sa.select(_DATASETS.c.id, _DATASETS.c.partition_keys).where(
+    _DATASETS.c.project == sa.bindparam("project"),
+    _DATASETS.c.domain == sa.bindparam("domain"),
+    _DATASETS.c.name == sa.bindparam("name"),
+    _DATASETS.c.version == sa.bindparam("version"),
+)
+_SELECT_ARTIFACT_DIGEST = sa.select(_ARTIFACTS.c.id, _ARTIFACTS.c.content_digest).where(
+    _ARTIFACTS.c.dataset_id == sa.bindparam("dataset_id"),
+    _ARTIFACTS.c.artifact_id == sa.bindparam("artifact_id"),
+)
+_SELECT_TAG_OWNERS = (
+    sa.select(_TAGS.c.name, _TAGS.c.artifact_pk, _ARTIFACTS.c.artifact_id)
+    .join_from(_TAGS, _ARTIFACTS, _TAGS.c.artifact_pk == _ARTIFACTS.c.id)
+    .where(
+        _TAGS.c.dataset_id == sa.bindparam("dataset_id"),
+        _TAGS.c.name.in_(sa.bindparam("names", expanding=True)),
+    )
+)
+_INSERT_DATA = sa.insert(_DATA)
+_INSERT_PARTITIONS = sa.insert(_PARTITIONS)
+_INSERT_TAGS = sa.insert(_TAGS)
 
 
 @dataclass(frozen=True)
@@ -216,16 +255,103 @@ class CatalogRepository:
             rows = self._s.connection().exec_driver_sql(sql, params).all()
         return LookupStatement.decode_batch(key, rows)
 
-    def add_artifact(self, row: ArtifactRow) -> ArtifactRow:
-        """Insert an artifact with its data, partitions and tags (flushes)."""
-        self._s.add(row)
-        self._s.flush()
-        return row
+    def get_dataset_ref(self, key: DatasetKey) -> DatasetRef | None:
+        """The row id and partition keys of the dataset with this key, or ``None``."""
+        row = (
+            self._s.connection()
+            .execute(
+                _SELECT_DATASET_REF,
+                {
+                    "project": key.project,
+                    "domain": key.domain,
+                    "name": key.name,
+                    "version": key.version,
+                },
+            )
+            .first()
+        )
+        return None if row is None else DatasetRef(row[0], list(row[1] or ()))
+
+    def insert_artifact(
+        self,
+        dataset_id: int,
+        artifact_id: str,
+        *,
+        metadata: dict[str, str],
+        source_execution: bytes,
+        content_digest: str,
+        created_at: dt.datetime,
+    ) -> int | None:
+        """Insert an artifact row unless one with this id exists in the dataset.
+
+        One ``INSERT ... ON CONFLICT (dataset_id, artifact_id) DO NOTHING RETURNING id``: on
+        PostgreSQL a concurrent insert of the same id waits for the other transaction and
+        yields to it when it commits.
+
+        Returns:
+            The new row's id, or ``None`` when the artifact already exists.
+        """
+        row = (
+            self._s.connection()
+            .execute(
+                _statements(self._dialect()).insert_artifact,
+                {
+                    "dataset_id": dataset_id,
+                    "artifact_id": artifact_id,
+                    "metadata": metadata,
+                    "source_execution": source_execution,
+                    "content_digest": content_digest,
+                    "created_at": created_at,
+                },
+            )
+            .first()
+        )
+        return None if row is None else int(row[0])
+
+    def get_artifact_digest(self, dataset_id: int, artifact_id: str) -> tuple[int, str] | None:
+        """The row id and content digest of an artifact, or ``None`` when it does not exist."""
+        row = (
+            self._s.connection()
+            .execute(
+                _SELECT_ARTIFACT_DIGEST, {"dataset_id": dataset_id, "artifact_id": artifact_id}
+            )
+            .first()
+        )
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def insert_artifact_values(
+        self,
+        artifact_pk: int,
+        data: Sequence[DataRecord],
+        partitions: Sequence[tuple[str, str]],
+    ) -> None:
+        """Insert the values and partitions of a new artifact (one statement each)."""
+        conn = self._s.connection()
+        if data:
+            conn.execute(
+                _INSERT_DATA,
+                [
+                    {
+                        "artifact_pk": artifact_pk,
+                        "name": d.name,
+                        "position": d.position,
+                        "inline_value": d.inline_value,
+                        "location": d.location,
+                        "size_bytes": d.size_bytes,
+                    }
+                    for d in data
+                ],
+            )
+        if partitions:
+            conn.execute(
+                _INSERT_PARTITIONS,
+                [{"artifact_pk": artifact_pk, "key": k, "value": v} for k, v in partitions],
+            )
 
     def replace_artifact_data(
         self,
         artifact: ArtifactRow,
-        data: Sequence[ArtifactDataRow],
+        data: Sequence[DataRecord],
         metadata: dict[str, str] | None,
         content_digest: str,
     ) -> list[str]:
@@ -237,7 +363,16 @@ class CatalogRepository:
         old = [d.location for d in artifact.data if d.location]
         artifact.data.clear()
         self._s.flush()
-        artifact.data.extend(data)
+        artifact.data.extend(
+            ArtifactDataRow(
+                name=d.name,
+                position=d.position,
+                inline_value=d.inline_value,
+                location=d.location,
+                size_bytes=d.size_bytes,
+            )
+            for d in data
+        )
         if metadata is not None:
             artifact.metadata_json = metadata
         artifact.content_digest = content_digest
@@ -353,6 +488,58 @@ class CatalogRepository:
         """The tag with this name in the dataset, or ``None``."""
         return self._s.get(TagRow, (dataset_id, name))
 
+    def insert_tags(
+        self,
+        dataset_id: int,
+        names: Sequence[str],
+        artifact_pk: int,
+        created_at: dt.datetime,
+        *,
+        if_absent: bool = True,
+    ) -> set[str]:
+        """Insert tags pointing at an artifact, in one statement.
+
+        Args:
+            dataset_id: Row id of the dataset.
+            names: The tag names (distinct).
+            artifact_pk: Row id of the artifact they point at.
+            created_at: Their creation time.
+            if_absent: Skip the names that exist (``ON CONFLICT DO NOTHING``); otherwise an
+                existing name fails the statement with an integrity error.
+
+        Returns:
+            The names inserted.
+        """
+        if not names:
+            return set()
+        params = [
+            {
+                "dataset_id": dataset_id,
+                "name": n,
+                "artifact_pk": artifact_pk,
+                "created_at": created_at,
+            }
+            for n in names
+        ]
+        conn = self._s.connection()
+        if not if_absent:
+            conn.execute(_INSERT_TAGS, params)
+            return set(names)
+        stmt = _statements(self._dialect()).insert_tags
+        return {r[0] for r in conn.execute(stmt, params)}
+
+    def get_tag_owners(self, dataset_id: int, names: Sequence[str]) -> dict[str, TagOwner]:
+        """The artifacts these tags point at, by tag name (absent tags are left out)."""
+        if not names:
+            return {}
+        rows = self._s.connection().execute(
+            _SELECT_TAG_OWNERS, {"dataset_id": dataset_id, "names": list(names)}
+        )
+        return {r[0]: TagOwner(int(r[1]), str(r[2])) for r in rows}
+
+    def _dialect(self) -> str:
+        return str(self._s.get_bind().dialect.name)
+
     def add_tag(self, row: TagRow) -> TagRow:
         """Insert a tag (flushes, so a duplicate name fails here)."""
         self._s.add(row)
@@ -454,13 +641,35 @@ def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _insert_for(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
+@dataclass(frozen=True)
+class _Statements:
+    insert_artifact: Any
+    insert_tags: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    insert = _insert(dialect)
+    return _Statements(
+        insert_artifact=insert(_ARTIFACTS)
+        .on_conflict_do_nothing(index_elements=["dataset_id", "artifact_id"])
+        .returning(_ARTIFACTS.c.id),
+        insert_tags=insert(_TAGS)
+        .on_conflict_do_nothing(index_elements=["dataset_id", "name"])
+        .returning(_TAGS.c.name),
+    )
+
+
+def _insert(dialect: str) -> Any:
     if dialect == "postgresql":
         return postgresql.insert
     if dialect == "sqlite":
         return sqlite.insert
     raise NotImplementedError(f"datacatalog does not support the {dialect} database")
+
+
+def _insert_for(session: Session) -> Any:
+    return _insert(session.get_bind().dialect.name)
 
 
 def _page(
@@ -494,8 +703,11 @@ def _page(
 __all__ = [
     "ArtifactView",
     "CatalogRepository",
+    "DataRecord",
     "DataView",
     "DatasetKey",
+    "DatasetRef",
     "EvictionResult",
     "RawExecute",
+    "TagOwner",
 ]

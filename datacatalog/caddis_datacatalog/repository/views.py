@@ -28,6 +28,33 @@ class DataView:
 
 
 @dataclass(frozen=True)
+class DatasetRef:
+    """What writing an artifact needs of its dataset: the row id and the partition keys."""
+
+    id: int
+    partition_keys: list[str]
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """One value of an artifact to store: inline bytes, or the blob it was offloaded to."""
+
+    name: str
+    position: int
+    inline_value: bytes | None
+    location: str | None
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class TagOwner:
+    """The artifact a tag points at: its row id and its artifact id."""
+
+    artifact_pk: int
+    artifact_id: str
+
+
+@dataclass(frozen=True)
 class ArtifactView:
     """An artifact read with plain queries (the lookup hot path skips the ORM).
 
@@ -62,4 +89,4 @@ class ArtifactView:
         )
 
 
-__all__ = ["ArtifactView", "DataView", "DatasetKey"]
+__all__ = ["ArtifactView", "DataRecord", "DataView", "DatasetKey", "DatasetRef", "TagOwner"]
