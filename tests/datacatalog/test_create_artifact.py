@@ -1,0 +1,143 @@
+"""CreateArtifact's edges: skipped inserts, taken tags, nothing written on failure, races."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from caddis._serving.errors import AlreadyExistsError
+from caddis.storage import BlobStore, StorageConfig, get_store
+from caddis_datacatalog.manager.catalog import (
+    ArtifactHandle,
+    CatalogManager,
+    CatalogSettings,
+    PageRequest,
+)
+from caddis_datacatalog.repository.database import Database
+from caddis_idl.datacatalog.v1 import datacatalog_pb2 as dc
+from tests.datacatalog.helpers import artifact, create_dataset_request, dataset_id
+
+_RACERS = 6
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    database.migrate()
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BlobStore:
+    return get_store(f"file://{tmp_path / 'blobs'}", StorageConfig(local_root=str(tmp_path)))
+
+
+@pytest.fixture
+def manager(database: Database, tmp_path: Path, store: BlobStore) -> CatalogManager:
+    settings = CatalogSettings(data_prefix=f"file://{tmp_path / 'blobs'}", inline_limit_bytes=64)
+    manager = CatalogManager(settings, store, clock=lambda: dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    database.run(lambda r: manager.create_dataset(r, create_dataset_request().dataset))
+    return manager
+
+
+def _create(database: Database, manager: CatalogManager, art: dc.Artifact) -> None:
+    database.run(lambda r: manager.create_artifact(r, art))
+
+
+def _owner(database: Database, manager: CatalogManager, tag: str) -> str:
+    handle = ArtifactHandle(tag_name=tag)
+    return database.run(lambda r: manager.get_artifact(r, dataset_id(), handle), write=False).id
+
+
+def _artifacts(database: Database, manager: CatalogManager) -> dict[str, list[str]]:
+    page = PageRequest(limit=100, token="", ascending=True)
+    listed, _ = database.run(lambda r: manager.list_artifacts(r, dataset_id(), [], page))
+    return {a.id: sorted(t.name for t in a.tags) for a in listed}
+
+
+def test_identical_recreate_adds_the_missing_tags(
+    database: Database, manager: CatalogManager
+) -> None:
+    _create(database, manager, artifact("a1", tags=("h1",)))
+    _create(database, manager, artifact("a1", tags=("h1", "h2", "h3", "h2")))
+    assert _artifacts(database, manager) == {"a1": ["h1", "h2", "h3"]}
+    _create(database, manager, artifact("a1"))  # no tags: nothing to add
+    assert _artifacts(database, manager) == {"a1": ["h1", "h2", "h3"]}
+
+
+def test_identical_recreate_with_a_tag_of_another_artifact_writes_nothing(
+    database: Database, manager: CatalogManager
+) -> None:
+    _create(database, manager, artifact("a1", tags=("h1",)))
+    _create(database, manager, artifact("a2", value=2, tags=("x",)))
+    with pytest.raises(AlreadyExistsError, match=r"tag 'x' .* already points at artifact 'a2'"):
+        _create(database, manager, artifact("a1", tags=("h4", "x", "h5")))
+    # h4 was inserted before x was found taken: rolled back with the rest.
+    assert _artifacts(database, manager) == {"a1": ["h1"], "a2": ["x"]}
+
+
+def test_new_artifact_with_a_taken_tag_writes_nothing(
+    database: Database, manager: CatalogManager, store: BlobStore, tmp_path: Path
+) -> None:
+    prefix = f"file://{tmp_path / 'blobs'}"
+    _create(database, manager, artifact("a1", big="x" * 500, tags=("h",)))
+    blobs = list(store.list(prefix))
+    assert len(blobs) == 1
+    taken = artifact("a2", value=2, big="y" * 500, tags=("new", "h"))
+    with pytest.raises(AlreadyExistsError, match=r"tag 'h' .* already points at artifact 'a1'"):
+        _create(database, manager, taken)
+    assert _artifacts(database, manager) == {"a1": ["h"]}
+    assert list(store.list(prefix)) == blobs  # the loser's value was never offloaded
+    # The failed call left nothing behind that stops a correct one.
+    _create(database, manager, artifact("a2", value=2, big="y" * 500, tags=("new",)))
+    assert _artifacts(database, manager) == {"a1": ["h"], "a2": ["new"]}
+
+
+def _race(work: Callable[[int], None]) -> list[BaseException | None]:
+    start = threading.Barrier(_RACERS)
+    outcome: list[BaseException | None] = [None] * _RACERS
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            work(i)
+        except BaseException as error:  # recorded for the assertions
+            outcome[i] = error
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(_RACERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return outcome
+
+
+def test_racing_creators_of_one_tag_exactly_one_owns_it(
+    database: Database, manager: CatalogManager
+) -> None:
+    outcome = _race(lambda i: _create(database, manager, artifact(f"a{i}", value=i, tags=("t",))))
+    winners = [i for i, error in enumerate(outcome) if error is None]
+    assert len(winners) == 1, outcome
+    assert all(isinstance(e, AlreadyExistsError) for e in outcome if e is not None), outcome
+    assert _owner(database, manager, "t") == f"a{winners[0]}"
+    # The losers' artifacts were rolled back with their failed tags.
+    assert _artifacts(database, manager) == {f"a{winners[0]}": ["t"]}
+
+
+def test_racing_identical_creators_all_succeed_with_one_artifact(
+    database: Database, manager: CatalogManager
+) -> None:
+    outcome = _race(
+        lambda i: _create(database, manager, artifact("a1", big="z" * 500, tags=("t", f"u{i}")))
+    )
+    assert outcome == [None] * _RACERS
+    tags = sorted(["t"] + [f"u{i}" for i in range(_RACERS)])
+    assert _artifacts(database, manager) == {"a1": tags}
+    assert _owner(database, manager, "u3") == "a1"
