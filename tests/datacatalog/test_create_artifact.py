@@ -141,3 +141,27 @@ def test_racing_identical_creators_all_succeed_with_one_artifact(
     tags = sorted(["t"] + [f"u{i}" for i in range(_RACERS)])
     assert _artifacts(database, manager) == {"a1": tags}
     assert _owner(database, manager, "u3") == "a1"
+
+
+def test_racing_add_tag_to_different_artifacts_exactly_one_wins(
+    database: Database, manager: CatalogManager
+) -> None:
+    for i in range(_RACERS):
+        _create(database, manager, artifact(f"a{i}", value=i))
+
+    def add(i: int) -> None:
+        tag = dc.Tag(name="t", artifact_id=f"a{i}", dataset=dataset_id())
+        database.run(lambda r: manager.add_tag(r, tag))
+
+    outcome = _race(add)
+    winners = [i for i, error in enumerate(outcome) if error is None]
+    assert len(winners) == 1, outcome
+    assert all(isinstance(e, AlreadyExistsError) for e in outcome if e is not None), outcome
+    assert _owner(database, manager, "t") == f"a{winners[0]}"
+    # Repointing moves it; adding it again to its artifact is a no-op.
+    other = (winners[0] + 1) % _RACERS
+    moved = dc.Tag(name="t", artifact_id=f"a{other}", dataset=dataset_id())
+    database.run(lambda r: manager.add_tag(r, moved, repoint=True))
+    database.run(lambda r: manager.add_tag(r, moved))
+    assert _owner(database, manager, "t") == f"a{other}"
+    assert sum(tags == ["t"] for tags in _artifacts(database, manager).values()) == 1

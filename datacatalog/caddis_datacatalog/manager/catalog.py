@@ -18,7 +18,7 @@ from urllib.parse import quote
 from caddis._serving.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from caddis.storage import BlobStore
 from caddis_datacatalog.repository import transformers
-from caddis_datacatalog.repository.models import ArtifactRow, DatasetRow, TagRow
+from caddis_datacatalog.repository.models import ArtifactRow, DatasetRow
 from caddis_datacatalog.repository.pagination import PageCursor
 from caddis_datacatalog.repository.repo import (
     ArtifactView,
@@ -462,26 +462,31 @@ class CatalogManager:
             NotFoundError: When the dataset or the artifact does not exist.
             AlreadyExistsError: When the tag points at another artifact and ``repoint`` is off.
         """
-        dataset = self._dataset(repo, tag.dataset)
-        artifact = self._artifact(repo, dataset, ArtifactHandle(artifact_id=tag.artifact_id))
-        now = self._clock()
-        existing = repo.get_tag(dataset.id, tag.name)
-        if existing is None:
-            repo.add_tag(
-                TagRow(
-                    dataset_id=dataset.id,
-                    name=tag.name,
-                    artifact_pk=artifact.id,
-                    created_at=now,
-                )
+        key = transformers.dataset_key(tag.dataset)
+        dataset = repo.get_dataset_ref(key)
+        if dataset is None:
+            raise NotFoundError(f"dataset {describe_dataset(key)} does not exist")
+        found = repo.get_artifact_digest(dataset.id, tag.artifact_id)
+        if found is None:
+            raise NotFoundError(
+                f"{ArtifactHandle(artifact_id=tag.artifact_id).describe()} does not exist in "
+                f"dataset {describe_dataset(key)}"
             )
-        elif existing.artifact_pk != artifact.id:
+        artifact_pk = found[0]
+        now = self._clock()
+        if repo.insert_tags(dataset.id, [tag.name], artifact_pk, now):
+            return
+        owner = repo.get_tag_owners(dataset.id, [tag.name]).get(tag.name)
+        if owner is None:
+            # Deleted since the insert skipped it; a concurrent insert retries the transaction.
+            repo.insert_tags(dataset.id, [tag.name], artifact_pk, now, if_absent=False)
+        elif owner.artifact_pk != artifact_pk:
             if not repoint:
                 raise AlreadyExistsError(
-                    f"tag {tag.name!r} of dataset {describe_dataset(_key_of(dataset))} already "
-                    f"points at artifact {existing.artifact.artifact_id!r}"
+                    f"tag {tag.name!r} of dataset {describe_dataset(key)} already "
+                    f"points at artifact {owner.artifact_id!r}"
                 )
-            repo.repoint_tag(existing, artifact, now)
+            repo.repoint_tag(dataset.id, tag.name, artifact_pk, now)
 
     # ------------------------------------------------------------ reservations
 

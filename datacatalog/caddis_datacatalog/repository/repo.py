@@ -71,6 +71,14 @@ _SELECT_TAG_OWNERS = (
 _INSERT_DATA = sa.insert(_DATA)
 _INSERT_PARTITIONS = sa.insert(_PARTITIONS)
 _INSERT_TAGS = sa.insert(_TAGS)
+_REPOINT_TAG = (
+    sa.update(_TAGS)
+    .where(
+        _TAGS.c.dataset_id == sa.bindparam("b_dataset_id"),
+        _TAGS.c.name == sa.bindparam("b_name"),
+    )
+    .values(artifact_pk=sa.bindparam("b_artifact_pk"), created_at=sa.bindparam("b_created_at"))
+)
 
 
 @dataclass(frozen=True)
@@ -484,10 +492,6 @@ class CatalogRepository:
 
     # ---------------------------------------------------------------- tags
 
-    def get_tag(self, dataset_id: int, name: str) -> TagRow | None:
-        """The tag with this name in the dataset, or ``None``."""
-        return self._s.get(TagRow, (dataset_id, name))
-
     def insert_tags(
         self,
         dataset_id: int,
@@ -540,19 +544,19 @@ class CatalogRepository:
     def _dialect(self) -> str:
         return str(self._s.get_bind().dialect.name)
 
-    def add_tag(self, row: TagRow) -> TagRow:
-        """Insert a tag (flushes, so a duplicate name fails here)."""
-        self._s.add(row)
-        self._s.flush()
-        return row
-
-    def repoint_tag(self, tag: TagRow, artifact: ArtifactRow, now: dt.datetime) -> TagRow:
+    def repoint_tag(
+        self, dataset_id: int, name: str, artifact_pk: int, created_at: dt.datetime
+    ) -> None:
         """Point an existing tag at another artifact of the same dataset."""
-        tag.artifact_pk = artifact.id
-        tag.created_at = now
-        self._s.flush()
-        self._s.expire(tag, ["artifact"])
-        return tag
+        self._s.connection().execute(
+            _REPOINT_TAG,
+            {
+                "b_dataset_id": dataset_id,
+                "b_name": name,
+                "b_artifact_pk": artifact_pk,
+                "b_created_at": created_at,
+            },
+        )
 
     # ---------------------------------------------------------------- reservations
 
