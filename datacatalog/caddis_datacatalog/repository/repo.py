@@ -32,6 +32,7 @@ from caddis_datacatalog.repository.views import (
     DatasetKey,
     DatasetRef,
     DataView,
+    ReservationView,
     TagOwner,
 )
 
@@ -68,6 +69,33 @@ _SELECT_TAG_OWNERS = (
         _TAGS.c.name.in_(sa.bindparam("names", expanding=True)),
     )
 )
+_RESERVATIONS = cast(sa.Table, ReservationRow.__table__)
+_RESERVATION_KEY = (
+    _RESERVATIONS.c.project == sa.bindparam("b_project"),
+    _RESERVATIONS.c.domain == sa.bindparam("b_domain"),
+    _RESERVATIONS.c.name == sa.bindparam("b_name"),
+    _RESERVATIONS.c.version == sa.bindparam("b_version"),
+    _RESERVATIONS.c.tag_name == sa.bindparam("b_tag_name"),
+)
+# Takes the row over when the caller owns it or the lease lapsed; the WHERE is re-checked on
+# the locked row, so of racing callers exactly one takes over a lapsed lease.
+_TAKE_RESERVATION = (
+    sa.update(_RESERVATIONS)
+    .where(
+        *_RESERVATION_KEY,
+        sa.or_(
+            _RESERVATIONS.c.owner_id == sa.bindparam("b_owner_id"),
+            _RESERVATIONS.c.expires_at < sa.bindparam("b_now"),
+        ),
+    )
+    .values(
+        owner_id=sa.bindparam("b_owner_id"),
+        heartbeat_ms=sa.bindparam("b_heartbeat_ms"),
+        expires_at=sa.bindparam("b_expires_at"),
+    )
+    .returning(*_RESERVATIONS.c)
+)
+_SELECT_RESERVATION = sa.select(*_RESERVATIONS.c).where(*_RESERVATION_KEY)
 _INSERT_DATA = sa.insert(_DATA)
 _INSERT_PARTITIONS = sa.insert(_PARTITIONS)
 _INSERT_TAGS = sa.insert(_TAGS)
@@ -569,60 +597,53 @@ class CatalogRepository:
         heartbeat_ms: int,
         now: dt.datetime,
         expires_at: dt.datetime,
-    ) -> ReservationRow:
+    ) -> ReservationView:
         """Grant, extend or report the reservation of one tag, safely under concurrency.
 
-        One conditional ``UPDATE`` takes the row over when the caller already owns it or the
-        lease expired; otherwise an ``INSERT ... ON CONFLICT DO NOTHING`` creates it when it
-        does not exist. Whichever happened (or neither, when someone else holds a live lease),
-        the row is then read back. The primary key makes concurrent inserts collide, and the
+        One conditional ``UPDATE ... RETURNING`` takes the row over when the caller already
+        owns it or the lease expired; otherwise an ``INSERT ... ON CONFLICT DO NOTHING
+        RETURNING`` creates it when it does not exist. When neither wrote (someone else holds
+        a live lease), the row is read. The primary key makes concurrent inserts collide, and the
         ``WHERE`` of the update re-checks the condition on the locked row, so exactly one
         caller is granted a free reservation.
 
         Returns:
             The reservation as it stands; its ``owner_id`` tells whether the caller holds it.
         """
-        where = (
-            ReservationRow.project == key.project,
-            ReservationRow.domain == key.domain,
-            ReservationRow.name == key.name,
-            ReservationRow.version == key.version,
-            ReservationRow.tag_name == tag_name,
-        )
-        values: dict[str, Any] = {
-            "owner_id": owner_id,
-            "heartbeat_ms": heartbeat_ms,
-            "expires_at": expires_at,
+        conn = self._s.connection()
+        params = {
+            "b_project": key.project,
+            "b_domain": key.domain,
+            "b_name": key.name,
+            "b_version": key.version,
+            "b_tag_name": tag_name,
+            "b_owner_id": owner_id,
+            "b_heartbeat_ms": heartbeat_ms,
+            "b_expires_at": expires_at,
+            "b_now": now,
         }
         for _ in range(3):
-            updated = self._s.execute(
-                sa.update(ReservationRow)
-                .where(
-                    *where,
-                    sa.or_(
-                        ReservationRow.owner_id == owner_id,
-                        ReservationRow.expires_at < now,
-                    ),
-                )
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if _rowcount(updated) == 0:
-                insert = _insert_for(self._s)(ReservationRow).values(
-                    project=key.project,
-                    domain=key.domain,
-                    name=key.name,
-                    version=key.version,
-                    tag_name=tag_name,
-                    metadata={},
-                    **values,
-                )
-                self._s.execute(insert.on_conflict_do_nothing())
-            row = self._s.execute(
-                sa.select(ReservationRow).where(*where).execution_options(populate_existing=True)
-            ).scalar_one_or_none()
+            row = conn.execute(_TAKE_RESERVATION, params).first()
+            if row is None:
+                row = conn.execute(
+                    _statements(self._dialect()).insert_reservation,
+                    {
+                        "project": key.project,
+                        "domain": key.domain,
+                        "name": key.name,
+                        "version": key.version,
+                        "tag_name": tag_name,
+                        "owner_id": owner_id,
+                        "heartbeat_ms": heartbeat_ms,
+                        "expires_at": expires_at,
+                        "metadata": {},
+                    },
+                ).first()
+            if row is None:
+                # Someone else holds a live lease: report it.
+                row = conn.execute(_SELECT_RESERVATION, params).first()
             if row is not None:
-                return row
+                return _reservation_view(row)
             # Released between our insert attempt and the read: try again.
         raise RuntimeError("reservation kept disappearing under concurrent release")
 
@@ -645,10 +666,26 @@ def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _reservation_view(row: Any) -> ReservationView:
+    m = row._mapping
+    return ReservationView(
+        project=m["project"],
+        domain=m["domain"],
+        name=m["name"],
+        version=m["version"],
+        tag_name=m["tag_name"],
+        owner_id=m["owner_id"],
+        heartbeat_ms=int(m["heartbeat_ms"]),
+        expires_at=m["expires_at"],
+        metadata_json=dict(m["metadata"] or {}),
+    )
+
+
 @dataclass(frozen=True)
 class _Statements:
     insert_artifact: Any
     insert_tags: Any
+    insert_reservation: Any
 
 
 @functools.cache
@@ -661,6 +698,9 @@ def _statements(dialect: str) -> _Statements:
         insert_tags=insert(_TAGS)
         .on_conflict_do_nothing(index_elements=["dataset_id", "name"])
         .returning(_TAGS.c.name),
+        insert_reservation=insert(_RESERVATIONS)
+        .on_conflict_do_nothing()
+        .returning(*_RESERVATIONS.c),
     )
 
 
@@ -670,10 +710,6 @@ def _insert(dialect: str) -> Any:
     if dialect == "sqlite":
         return sqlite.insert
     raise NotImplementedError(f"datacatalog does not support the {dialect} database")
-
-
-def _insert_for(session: Session) -> Any:
-    return _insert(session.get_bind().dialect.name)
 
 
 def _page(
@@ -713,5 +749,6 @@ __all__ = [
     "DatasetRef",
     "EvictionResult",
     "RawExecute",
+    "ReservationView",
     "TagOwner",
 ]

@@ -55,6 +55,21 @@ class TagOwner:
 
 
 @dataclass(frozen=True)
+class ReservationView:
+    """A reservation as stored (the columns of :class:`ReservationRow`)."""
+
+    project: str
+    domain: str
+    name: str
+    version: str
+    tag_name: str
+    owner_id: str
+    heartbeat_ms: int
+    expires_at: dt.datetime
+    metadata_json: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ArtifactView:
     """An artifact read with plain queries (the lookup hot path skips the ORM).
 
@@ -89,4 +104,12 @@ class ArtifactView:
         )
 
 
-__all__ = ["ArtifactView", "DataRecord", "DataView", "DatasetKey", "DatasetRef", "TagOwner"]
+__all__ = [
+    "ArtifactView",
+    "DataRecord",
+    "DataView",
+    "DatasetKey",
+    "DatasetRef",
+    "ReservationView",
+    "TagOwner",
+]
