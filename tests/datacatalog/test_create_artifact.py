@@ -165,3 +165,49 @@ def test_racing_add_tag_to_different_artifacts_exactly_one_wins(
     database.run(lambda r: manager.add_tag(r, moved))
     assert _owner(database, manager, "t") == f"a{other}"
     assert sum(tags == ["t"] for tags in _artifacts(database, manager).values()) == 1
+
+
+def test_update_artifact_replaces_values_keeps_the_rest_and_moves_the_digest(
+    database: Database, manager: CatalogManager, store: BlobStore, tmp_path: Path
+) -> None:
+    prefix = f"file://{tmp_path / 'blobs'}"
+    database.run(lambda r: manager.delete_dataset(r, dataset_id()))
+    request = create_dataset_request(partition_keys=("region",))
+    database.run(lambda r: manager.create_dataset(r, request.dataset))
+    _create(
+        database, manager, artifact("a1", big="x" * 500, tags=("h",), partitions={"region": "eu"})
+    )
+    old_blobs = list(store.list(prefix))
+    new = artifact("a1", value=5, big="n" * 500, tags=("h",), partitions={"region": "eu"})
+    handle = ArtifactHandle(tag_name="h")
+    updated = database.run(
+        lambda r: manager.update_artifact(r, dataset_id(), handle, new.data, None)
+    )
+    assert updated == "a1"
+    got = database.run(lambda r: manager.get_artifact(r, dataset_id(), handle), write=False)
+    assert list(got.data) == list(new.data)
+    assert got.metadata.key_map == {"who": "test"}  # kept: none given
+    assert [(p.key, p.value) for p in got.partitions] == [("region", "eu")]
+    blobs = list(store.list(prefix))
+    assert len(blobs) == 1 and blobs != old_blobs  # the replaced value's blob is gone
+    # The digest follows the new content: re-creating it is idempotent, the old one conflicts.
+    _create(database, manager, new)
+    with pytest.raises(AlreadyExistsError, match="different content"):
+        _create(database, manager, artifact("a1", big="x" * 500, partitions={"region": "eu"}))
+
+
+def test_racing_updates_of_one_artifact_leave_one_of_them(
+    database: Database, manager: CatalogManager, store: BlobStore, tmp_path: Path
+) -> None:
+    _create(database, manager, artifact("a1", big="x" * 500, tags=("h",)))
+    handle = ArtifactHandle(artifact_id="a1")
+
+    def update(i: int) -> None:
+        data = artifact("a1", value=i, big=f"{i}" * 500).data
+        database.run(lambda r: manager.update_artifact(r, dataset_id(), handle, data, None))
+
+    assert _race(update) == [None] * _RACERS
+    got = database.run(lambda r: manager.get_artifact(r, dataset_id(), handle), write=False)
+    i = got.data[0].value.scalar.primitive.integer
+    assert list(got.data) == list(artifact("a1", value=i, big=f"{i}" * 500).data)
+    assert len(list(store.list(f"file://{tmp_path / 'blobs'}"))) == 1

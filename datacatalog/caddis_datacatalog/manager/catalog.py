@@ -382,21 +382,26 @@ class CatalogManager:
         Raises:
             NotFoundError: When the dataset or the artifact does not exist.
         """
-        dataset = self._dataset(repo, dataset_id)
-        row = self._artifact(repo, dataset, handle)
-        key = _key_of(dataset)
-        new_metadata = dict(metadata.key_map) if metadata is not None else row.metadata_json
-        digest = _content_digest(
-            data,
-            new_metadata,
-            [(p.key, p.value) for p in row.partitions],
-            row.source_execution,
+        key = transformers.dataset_key(dataset_id)
+        dataset = repo.get_dataset_ref(key)
+        if dataset is None:
+            raise NotFoundError(f"dataset {describe_dataset(key)} does not exist")
+        state = repo.get_artifact_state(
+            dataset.id, artifact_id=handle.artifact_id, tag_name=handle.tag_name
         )
-        new_rows = self._store_data(key, row.artifact_id, data)
-        old = repo.replace_artifact_data(row, new_rows, new_metadata, digest)
+        if state is None:
+            raise NotFoundError(
+                f"{handle.describe()} does not exist in dataset {describe_dataset(key)}"
+            )
+        new_metadata = dict(metadata.key_map) if metadata is not None else state.metadata
+        digest = _content_digest(data, new_metadata, state.partitions, state.source_execution)
+        new_rows = self._store_data(key, state.artifact_id, data)
+        old = repo.replace_artifact_data(
+            state.pk, new_rows, new_metadata if metadata is not None else None, digest
+        )
         keep = {r.location for r in new_rows}
         self._delete_blobs_after_commit(repo, [loc for loc in old if loc not in keep])
-        return row.artifact_id
+        return state.artifact_id
 
     def delete_artifact(
         self,

@@ -27,6 +27,7 @@ from caddis_datacatalog.repository.models import (
 )
 from caddis_datacatalog.repository.pagination import PageCursor
 from caddis_datacatalog.repository.views import (
+    ArtifactState,
     ArtifactView,
     DataRecord,
     DatasetKey,
@@ -96,6 +97,38 @@ _TAKE_RESERVATION = (
     .returning(*_RESERVATIONS.c)
 )
 _SELECT_RESERVATION = sa.select(*_RESERVATIONS.c).where(*_RESERVATION_KEY)
+_ARTIFACT_STATE_COLUMNS = (
+    _ARTIFACTS.c.id,
+    _ARTIFACTS.c.artifact_id,
+    _ARTIFACTS.c.metadata,
+    _ARTIFACTS.c.source_execution,
+)
+_SELECT_ARTIFACT_STATE_BY_ID = sa.select(*_ARTIFACT_STATE_COLUMNS).where(
+    _ARTIFACTS.c.dataset_id == sa.bindparam("dataset_id"),
+    _ARTIFACTS.c.artifact_id == sa.bindparam("handle"),
+)
+_SELECT_ARTIFACT_STATE_BY_TAG = (
+    sa.select(*_ARTIFACT_STATE_COLUMNS)
+    .join_from(_TAGS, _ARTIFACTS, _TAGS.c.artifact_pk == _ARTIFACTS.c.id)
+    .where(_TAGS.c.dataset_id == sa.bindparam("dataset_id"), _TAGS.c.name == sa.bindparam("handle"))
+)
+_SELECT_PARTITIONS = sa.select(_PARTITIONS.c.key, _PARTITIONS.c.value).where(
+    _PARTITIONS.c.artifact_pk == sa.bindparam("artifact_pk")
+)
+# Locks the artifact's row first, so that concurrent replacements of its values queue.
+_SET_ARTIFACT_DIGEST = (
+    sa.update(_ARTIFACTS)
+    .where(_ARTIFACTS.c.id == sa.bindparam("b_pk"))
+    .values(content_digest=sa.bindparam("b_digest"))
+)
+_SET_ARTIFACT_DIGEST_AND_METADATA = _SET_ARTIFACT_DIGEST.values(
+    metadata=sa.bindparam("b_metadata", type_=_ARTIFACTS.c.metadata.type)
+)
+_DELETE_DATA = (
+    sa.delete(_DATA)
+    .where(_DATA.c.artifact_pk == sa.bindparam("artifact_pk"))
+    .returning(_DATA.c.location)
+)
 _INSERT_DATA = sa.insert(_DATA)
 _INSERT_PARTITIONS = sa.insert(_PARTITIONS)
 _INSERT_TAGS = sa.insert(_TAGS)
@@ -384,9 +417,25 @@ class CatalogRepository:
                 [{"artifact_pk": artifact_pk, "key": k, "value": v} for k, v in partitions],
             )
 
+    def get_artifact_state(
+        self, dataset_id: int, *, artifact_id: str | None = None, tag_name: str | None = None
+    ) -> ArtifactState | None:
+        """The artifact with this id (or that this tag points at), or ``None``."""
+        by_tag = tag_name is not None
+        conn = self._s.connection()
+        row = conn.execute(
+            _SELECT_ARTIFACT_STATE_BY_TAG if by_tag else _SELECT_ARTIFACT_STATE_BY_ID,
+            {"dataset_id": dataset_id, "handle": (tag_name if by_tag else artifact_id) or ""},
+        ).first()
+        if row is None:
+            return None
+        pk = int(row[0])
+        partitions = [(k, v) for k, v in conn.execute(_SELECT_PARTITIONS, {"artifact_pk": pk})]
+        return ArtifactState(pk, row[1], dict(row[2] or {}), bytes(row[3] or b""), partitions)
+
     def replace_artifact_data(
         self,
-        artifact: ArtifactRow,
+        artifact_pk: int,
         data: Sequence[DataRecord],
         metadata: dict[str, str] | None,
         content_digest: str,
@@ -396,23 +445,14 @@ class CatalogRepository:
         Returns:
             Blob locations of the replaced values (for deletion after commit).
         """
-        old = [d.location for d in artifact.data if d.location]
-        artifact.data.clear()
-        self._s.flush()
-        artifact.data.extend(
-            ArtifactDataRow(
-                name=d.name,
-                position=d.position,
-                inline_value=d.inline_value,
-                location=d.location,
-                size_bytes=d.size_bytes,
-            )
-            for d in data
-        )
-        if metadata is not None:
-            artifact.metadata_json = metadata
-        artifact.content_digest = content_digest
-        self._s.flush()
+        conn = self._s.connection()
+        params: dict[str, Any] = {"b_pk": artifact_pk, "b_digest": content_digest}
+        if metadata is None:
+            conn.execute(_SET_ARTIFACT_DIGEST, params)
+        else:
+            conn.execute(_SET_ARTIFACT_DIGEST_AND_METADATA, {**params, "b_metadata": metadata})
+        old = [loc for (loc,) in conn.execute(_DELETE_DATA, {"artifact_pk": artifact_pk}) if loc]
+        self.insert_artifact_values(artifact_pk, data, ())
         return old
 
     def list_artifacts(

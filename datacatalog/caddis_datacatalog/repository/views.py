@@ -47,6 +47,17 @@ class DataRecord:
 
 
 @dataclass(frozen=True)
+class ArtifactState:
+    """What replacing an artifact's values needs of it (its content digest's other inputs)."""
+
+    pk: int
+    artifact_id: str
+    metadata: dict[str, str]
+    source_execution: bytes
+    partitions: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
 class TagOwner:
     """The artifact a tag points at: its row id and its artifact id."""
 
