@@ -25,6 +25,7 @@ from caddis_datacatalog.repository.repo import (
     CatalogRepository,
     DataRecord,
     DatasetKey,
+    DatasetRef,
 )
 from caddis_idl.core.v1 import literals_pb2
 from caddis_idl.datacatalog.v1 import datacatalog_pb2, datacatalog_service_pb2
@@ -193,9 +194,7 @@ class CatalogManager:
                 points at another artifact.
         """
         key = transformers.dataset_key(artifact.dataset)
-        dataset = repo.get_dataset_ref(key)
-        if dataset is None:
-            raise NotFoundError(f"dataset {describe_dataset(key)} does not exist")
+        dataset = _dataset_ref(repo, key)
         allowed = set(dataset.partition_keys)
         for i, partition in enumerate(artifact.partitions):
             if partition.key not in allowed:
@@ -383,9 +382,7 @@ class CatalogManager:
             NotFoundError: When the dataset or the artifact does not exist.
         """
         key = transformers.dataset_key(dataset_id)
-        dataset = repo.get_dataset_ref(key)
-        if dataset is None:
-            raise NotFoundError(f"dataset {describe_dataset(key)} does not exist")
+        dataset = _dataset_ref(repo, key)
         state = repo.get_artifact_state(
             dataset.id, artifact_id=handle.artifact_id, tag_name=handle.tag_name
         )
@@ -468,9 +465,7 @@ class CatalogManager:
             AlreadyExistsError: When the tag points at another artifact and ``repoint`` is off.
         """
         key = transformers.dataset_key(tag.dataset)
-        dataset = repo.get_dataset_ref(key)
-        if dataset is None:
-            raise NotFoundError(f"dataset {describe_dataset(key)} does not exist")
+        dataset = _dataset_ref(repo, key)
         found = repo.get_artifact_digest(dataset.id, tag.artifact_id)
         if found is None:
             raise NotFoundError(
@@ -655,6 +650,13 @@ class CatalogManager:
         if not page.token:
             return None
         return PageCursor.decode(page.token, ascending=page.ascending)
+
+
+def _dataset_ref(repo: CatalogRepository, key: DatasetKey) -> DatasetRef:
+    dataset = repo.get_dataset_ref(key)
+    if dataset is None:
+        raise NotFoundError(f"dataset {describe_dataset(key)} does not exist")
+    return dataset
 
 
 def _key_of(row: DatasetRow) -> DatasetKey:
