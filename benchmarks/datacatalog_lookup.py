@@ -11,6 +11,9 @@ Goal: p50 < 2 ms and >= 1,000 lookups/s with 2 client threads.
 ``--map N`` adds the lookups of a cached map task's N items as propeller makes them, through
 its ``DataCatalogClient``: one GetArtifact per item (``lookup``) against GetArtifactsByTag in
 batches (``lookup_many``), 90 % hits, median of ``--repeats`` passes each.
+
+``--writes N`` adds N cache writes as propeller records a result (``DataCatalogClient.put``:
+one CreateArtifact carrying the tag), one thread, each with a new tag and a one-integer output.
 """
 
 from __future__ import annotations
@@ -180,6 +183,52 @@ def map_lookups(address: str, tags: list[str], items: int, repeats: int) -> list
     return rows
 
 
+def cache_writes(address: str, pid: int, count: int) -> str:
+    """Time ``count`` cache writes (propeller's put: one CreateArtifact with the tag).
+
+    Returns:
+        A Markdown table row without the database column.
+    """
+    from caddis_propeller.clients.catalog import DataCatalogClient
+    from caddis_propeller.engine.cache_keys import CacheKey
+
+    outputs = literals_pb2.LiteralMap()
+    outputs.literals["o0"].scalar.primitive.integer = 1
+    run = uuid.uuid4().hex[:8]
+    keys = [
+        CacheKey(
+            project=DATASET.project,
+            domain=DATASET.domain,
+            name=DATASET.name,
+            version=DATASET.version,
+            tag=f"flyte_cached-write-{run}-{i}",
+        )
+        for i in range(count + 20)
+    ]
+    client = DataCatalogClient(address, timeout=60.0)
+    try:
+        for key in keys[:20]:  # connect and warm up outside the measurement
+            client.put(key, outputs, overwrite=False)
+        latencies = []
+        cpu_before = process_cpu_seconds(pid)
+        begin = time.perf_counter()
+        for key in keys[20:]:
+            start = time.perf_counter()
+            client.put(key, outputs, overwrite=False)
+            latencies.append(time.perf_counter() - start)
+        elapsed = time.perf_counter() - begin
+        server_cpu = process_cpu_seconds(pid) - cpu_before
+    finally:
+        client.close()
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[max(0, int(count * 0.99) - 1)] * 1000
+    return (
+        f"{count:,} | {p50:.2f} | {p99:.2f} | {count / elapsed:,.0f} "
+        f"| {server_cpu / count * 1000:.2f} |"
+    )
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process (Linux /proc), to tell cost from contention."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -215,7 +264,9 @@ def drop_postgres(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def bench(label: str, db_url: str, args: argparse.Namespace, workdir: Path) -> list[str]:
+def bench(
+    label: str, db_url: str, args: argparse.Namespace, workdir: Path
+) -> tuple[list[str], list[str]]:
     profile = f"{args.py_spy}-{label}.txt" if args.py_spy else None
     proc, address = start_server(db_url, workdir, args.workers, profile)
     try:
@@ -227,6 +278,9 @@ def bench(label: str, db_url: str, args: argparse.Namespace, workdir: Path) -> l
             [f"| {label}, {row[2:]}" for row in map_lookups(address, tags, args.map, args.repeats)]
             if args.map
             else []
+        )
+        write_rows = (
+            [f"| {label} | {cache_writes(address, proc.pid, args.writes)}"] if args.writes else []
         )
     finally:
         # py-spy writes its profile on SIGINT (and passes it on to the server).
@@ -245,7 +299,7 @@ def bench(label: str, db_url: str, args: argparse.Namespace, workdir: Path) -> l
         f"| {cpu_ms:.2f} |",
         flush=True,
     )
-    return map_rows
+    return map_rows, write_rows
 
 
 def main() -> None:
@@ -258,6 +312,9 @@ def main() -> None:
         "--map", type=int, default=0, metavar="N", help="also time N map-item lookups"
     )
     parser.add_argument("--repeats", type=int, default=3, help="passes of --map")
+    parser.add_argument(
+        "--writes", type=int, default=0, metavar="N", help="also time N cache writes (put)"
+    )
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
     parser.add_argument(
         "--py-spy",
@@ -273,15 +330,20 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     map_rows: list[str] = []
+    write_rows: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if args.only in (None, "sqlite"):
-            map_rows += bench("sqlite", f"sqlite:///{workdir / 'catalog.db'}", args, workdir)
+            rows = bench("sqlite", f"sqlite:///{workdir / 'catalog.db'}", args, workdir)
+            map_rows += rows[0]
+            write_rows += rows[1]
         if args.only in (None, "postgresql"):
             pg = postgres_database()
             if pg is not None:
                 try:
-                    map_rows += bench("postgresql", pg[0], args, workdir)
+                    rows = bench("postgresql", pg[0], args, workdir)
+                    map_rows += rows[0]
+                    write_rows += rows[1]
                 finally:
                     drop_postgres(pg[1])
     if map_rows:
@@ -289,6 +351,14 @@ def main() -> None:
         print("| database, map item lookups | items | median ms | per item us | speed-up |")
         print("|---|---|---|---|---|")
         print("\n".join(map_rows))
+    if write_rows:
+        print()
+        print(
+            "| database, cache writes (put) | writes | p50 ms | p99 ms | writes/s "
+            "| server CPU ms/write |"
+        )
+        print("|---|---|---|---|---|---|")
+        print("\n".join(write_rows))
 
 
 if __name__ == "__main__":

@@ -18,15 +18,15 @@ from urllib.parse import quote
 from caddis._serving.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from caddis.storage import BlobStore
 from caddis_datacatalog.repository import transformers
-from caddis_datacatalog.repository.models import (
-    ArtifactDataRow,
-    ArtifactRow,
-    DatasetRow,
-    PartitionRow,
-    TagRow,
-)
+from caddis_datacatalog.repository.models import ArtifactRow, DatasetRow
 from caddis_datacatalog.repository.pagination import PageCursor
-from caddis_datacatalog.repository.repo import ArtifactView, CatalogRepository, DatasetKey
+from caddis_datacatalog.repository.repo import (
+    ArtifactView,
+    CatalogRepository,
+    DataRecord,
+    DatasetKey,
+    DatasetRef,
+)
 from caddis_idl.core.v1 import literals_pb2
 from caddis_idl.datacatalog.v1 import datacatalog_pb2, datacatalog_service_pb2
 
@@ -193,8 +193,8 @@ class CatalogManager:
             AlreadyExistsError: When the id exists with different content, or a listed tag
                 points at another artifact.
         """
-        dataset = self._dataset(repo, artifact.dataset)
-        key = _key_of(dataset)
+        key = transformers.dataset_key(artifact.dataset)
+        dataset = _dataset_ref(repo, key)
         allowed = set(dataset.partition_keys)
         for i, partition in enumerate(artifact.partitions):
             if partition.key not in allowed:
@@ -203,48 +203,43 @@ class CatalogManager:
                     f"{describe_dataset(key)} (declared: {sorted(allowed)})",
                     field=f"artifact.partitions[{i}].key",
                 )
-        digest = _content_digest(
-            artifact.data,
-            artifact.metadata.key_map,
-            [(p.key, p.value) for p in artifact.partitions],
-            _serialize(artifact.source_execution) if artifact.HasField("source_execution") else b"",
+        partitions = [(p.key, p.value) for p in artifact.partitions]
+        source = (
+            _serialize(artifact.source_execution) if artifact.HasField("source_execution") else b""
         )
+        digest = _content_digest(artifact.data, artifact.metadata.key_map, partitions, source)
         tag_names = list(dict.fromkeys(t.name for t in artifact.tags))
         now = self._clock()
-        existing = repo.get_artifact(dataset.id, artifact.id)
-        if existing is not None:
-            if existing.content_digest != digest:
-                raise AlreadyExistsError(
-                    f"artifact {artifact.id!r} already exists in dataset "
-                    f"{describe_dataset(key)} with different content; use a new artifact id "
-                    "or UpdateArtifact to replace its data"
-                )
-            self._add_tags(repo, dataset, existing, tag_names, now)
-            return
-        for name in tag_names:
-            tag = repo.get_tag(dataset.id, name)
-            if tag is not None:
-                raise AlreadyExistsError(
-                    f"tag {name!r} of dataset {describe_dataset(key)} already points at "
-                    f"artifact {tag.artifact.artifact_id!r}"
-                )
-        row = ArtifactRow(
-            dataset_id=dataset.id,
-            artifact_id=artifact.id,
-            metadata_json=dict(artifact.metadata.key_map),
-            source_execution=(
-                _serialize(artifact.source_execution)
-                if artifact.HasField("source_execution")
-                else b""
-            ),
-            content_digest=digest,
-            created_at=now,
-        )
-        row.dataset = dataset
-        row.data = self._store_data(key, artifact.id, artifact.data)
-        row.partitions = [PartitionRow(key=p.key, value=p.value) for p in artifact.partitions]
-        row.tags = [TagRow(dataset_id=dataset.id, name=n, created_at=now) for n in tag_names]
-        repo.add_artifact(row)
+        for _ in range(3):
+            # Optimistic: the artifact is usually new, and inserting it is what tells.
+            pk = repo.insert_artifact(
+                dataset.id,
+                artifact.id,
+                metadata=dict(artifact.metadata.key_map),
+                source_execution=source,
+                content_digest=digest,
+                created_at=now,
+            )
+            if pk is not None:
+                # Tags before values: a tag pointing at another artifact fails the call (and
+                # rolls the transaction back) before any blob is written.
+                self._add_tags(repo, dataset.id, key, pk, tag_names, now)
+                data = self._store_data(key, artifact.id, artifact.data)
+                repo.insert_artifact_values(pk, data, partitions)
+                return
+            existing = repo.get_artifact_digest(dataset.id, artifact.id)
+            if existing is not None:
+                existing_pk, existing_digest = existing
+                if existing_digest != digest:
+                    raise AlreadyExistsError(
+                        f"artifact {artifact.id!r} already exists in dataset "
+                        f"{describe_dataset(key)} with different content; use a new artifact "
+                        "id or UpdateArtifact to replace its data"
+                    )
+                self._add_tags(repo, dataset.id, key, existing_pk, tag_names, now)
+                return
+            # Deleted by a concurrent transaction between the insert and the read: again.
+        raise RuntimeError(f"artifact {artifact.id!r} kept disappearing under concurrent deletes")
 
     def get_artifact(
         self,
@@ -386,21 +381,24 @@ class CatalogManager:
         Raises:
             NotFoundError: When the dataset or the artifact does not exist.
         """
-        dataset = self._dataset(repo, dataset_id)
-        row = self._artifact(repo, dataset, handle)
-        key = _key_of(dataset)
-        new_metadata = dict(metadata.key_map) if metadata is not None else row.metadata_json
-        digest = _content_digest(
-            data,
-            new_metadata,
-            [(p.key, p.value) for p in row.partitions],
-            row.source_execution,
+        key = transformers.dataset_key(dataset_id)
+        dataset = _dataset_ref(repo, key)
+        state = repo.get_artifact_state(
+            dataset.id, artifact_id=handle.artifact_id, tag_name=handle.tag_name
         )
-        new_rows = self._store_data(key, row.artifact_id, data)
-        old = repo.replace_artifact_data(row, new_rows, new_metadata, digest)
+        if state is None:
+            raise NotFoundError(
+                f"{handle.describe()} does not exist in dataset {describe_dataset(key)}"
+            )
+        new_metadata = dict(metadata.key_map) if metadata is not None else state.metadata
+        digest = _content_digest(data, new_metadata, state.partitions, state.source_execution)
+        new_rows = self._store_data(key, state.artifact_id, data)
+        old = repo.replace_artifact_data(
+            state.pk, new_rows, new_metadata if metadata is not None else None, digest
+        )
         keep = {r.location for r in new_rows}
         self._delete_blobs_after_commit(repo, [loc for loc in old if loc not in keep])
-        return row.artifact_id
+        return state.artifact_id
 
     def delete_artifact(
         self,
@@ -466,26 +464,29 @@ class CatalogManager:
             NotFoundError: When the dataset or the artifact does not exist.
             AlreadyExistsError: When the tag points at another artifact and ``repoint`` is off.
         """
-        dataset = self._dataset(repo, tag.dataset)
-        artifact = self._artifact(repo, dataset, ArtifactHandle(artifact_id=tag.artifact_id))
-        now = self._clock()
-        existing = repo.get_tag(dataset.id, tag.name)
-        if existing is None:
-            repo.add_tag(
-                TagRow(
-                    dataset_id=dataset.id,
-                    name=tag.name,
-                    artifact_pk=artifact.id,
-                    created_at=now,
-                )
+        key = transformers.dataset_key(tag.dataset)
+        dataset = _dataset_ref(repo, key)
+        found = repo.get_artifact_digest(dataset.id, tag.artifact_id)
+        if found is None:
+            raise NotFoundError(
+                f"{ArtifactHandle(artifact_id=tag.artifact_id).describe()} does not exist in "
+                f"dataset {describe_dataset(key)}"
             )
-        elif existing.artifact_pk != artifact.id:
+        artifact_pk = found[0]
+        now = self._clock()
+        if repo.insert_tags(dataset.id, [tag.name], artifact_pk, now):
+            return
+        owner = repo.get_tag_owners(dataset.id, [tag.name]).get(tag.name)
+        if owner is None:
+            # Deleted since the insert skipped it; a concurrent insert retries the transaction.
+            repo.insert_tags(dataset.id, [tag.name], artifact_pk, now, if_absent=False)
+        elif owner.artifact_pk != artifact_pk:
             if not repoint:
                 raise AlreadyExistsError(
-                    f"tag {tag.name!r} of dataset {describe_dataset(_key_of(dataset))} already "
-                    f"points at artifact {existing.artifact.artifact_id!r}"
+                    f"tag {tag.name!r} of dataset {describe_dataset(key)} already "
+                    f"points at artifact {owner.artifact_id!r}"
                 )
-            repo.repoint_tag(existing, artifact, now)
+            repo.repoint_tag(dataset.id, tag.name, artifact_pk, now)
 
     # ------------------------------------------------------------ reservations
 
@@ -563,50 +564,48 @@ class CatalogManager:
     def _add_tags(
         self,
         repo: CatalogRepository,
-        dataset: DatasetRow,
-        artifact: ArtifactRow,
-        names: Iterable[str],
+        dataset_id: int,
+        key: DatasetKey,
+        artifact_pk: int,
+        names: Sequence[str],
         now: dt.datetime,
     ) -> None:
-        for name in names:
-            tag = repo.get_tag(dataset.id, name)
-            if tag is None:
-                repo.add_tag(
-                    TagRow(
-                        dataset_id=dataset.id, name=name, artifact_pk=artifact.id, created_at=now
-                    )
-                )
-            elif tag.artifact_pk != artifact.id:
+        # Insert what is missing in one statement; only names that were there already need a
+        # look at what they point at.
+        inserted = repo.insert_tags(dataset_id, names, artifact_pk, now)
+        if len(inserted) == len(names):
+            return
+        rest = [n for n in names if n not in inserted]
+        owners = repo.get_tag_owners(dataset_id, rest)
+        for name in rest:
+            owner = owners.get(name)
+            if owner is not None and owner.artifact_pk != artifact_pk:
                 raise AlreadyExistsError(
-                    f"tag {name!r} of dataset {describe_dataset(_key_of(dataset))} already "
-                    f"points at artifact {tag.artifact.artifact_id!r}"
+                    f"tag {name!r} of dataset {describe_dataset(key)} already points at "
+                    f"artifact {owner.artifact_id!r}"
                 )
+        # Tags deleted since the insert skipped them. Should one be inserted concurrently
+        # again, the integrity error retries the whole transaction.
+        gone = [n for n in rest if n not in owners]
+        repo.insert_tags(dataset_id, gone, artifact_pk, now, if_absent=False)
 
     def _store_data(
         self,
         key: DatasetKey,
         artifact_id: str,
         data: Iterable[datacatalog_pb2.ArtifactData],
-    ) -> list[ArtifactDataRow]:
+    ) -> list[DataRecord]:
         rows = []
         for position, item in enumerate(data):
             blob = _serialize(item.value)
             if len(blob) <= self.settings.inline_limit_bytes:
-                rows.append(
-                    ArtifactDataRow(
-                        name=item.name, position=position, inline_value=blob, size_bytes=len(blob)
-                    )
-                )
+                rows.append(DataRecord(item.name, position, blob, None, len(blob)))
                 continue
             # Content-addressed, so a conflicting create under the same id can never
             # overwrite the values of the artifact that exists.
             location = self._location(key, artifact_id, item.name, hashlib.sha256(blob).hexdigest())
             self._store.put_bytes(location, blob, content_type="application/x-protobuf")
-            rows.append(
-                ArtifactDataRow(
-                    name=item.name, position=position, location=location, size_bytes=len(blob)
-                )
-            )
+            rows.append(DataRecord(item.name, position, None, location, len(blob)))
         return rows
 
     def _location(self, key: DatasetKey, artifact_id: str, name: str, digest: str) -> str:
@@ -651,6 +650,13 @@ class CatalogManager:
         if not page.token:
             return None
         return PageCursor.decode(page.token, ascending=page.ascending)
+
+
+def _dataset_ref(repo: CatalogRepository, key: DatasetKey) -> DatasetRef:
+    dataset = repo.get_dataset_ref(key)
+    if dataset is None:
+        raise NotFoundError(f"dataset {describe_dataset(key)} does not exist")
+    return dataset
 
 
 def _key_of(row: DatasetRow) -> DatasetKey:

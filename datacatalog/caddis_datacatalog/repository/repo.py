@@ -7,9 +7,10 @@ Methods may ``flush`` but never commit: the transaction belongs to the caller
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,13 +26,120 @@ from caddis_datacatalog.repository.models import (
     TagRow,
 )
 from caddis_datacatalog.repository.pagination import PageCursor
-from caddis_datacatalog.repository.views import ArtifactView, DatasetKey, DataView
+from caddis_datacatalog.repository.views import (
+    ArtifactState,
+    ArtifactView,
+    DataRecord,
+    DatasetKey,
+    DatasetRef,
+    DataView,
+    ReservationView,
+    TagOwner,
+)
 
 # SQLite allows 32766 bound parameters; stay far below it in IN (...) lists.
 _CHUNK = 500
 
 RawExecute = Callable[[str, Any], Sequence[Sequence[Any]]]
 """Runs one driver-level statement outside any transaction and returns its rows."""
+
+# The write path of CreateArtifact runs Core statements on the session's connection: no unit
+# of work, no identity map, no ORM loading (which cost most of its time). Built once; their
+# compiled forms are cached by the engine.
+_DATASETS = cast(sa.Table, DatasetRow.__table__)
+_ARTIFACTS = cast(sa.Table, ArtifactRow.__table__)
+_DATA = cast(sa.Table, ArtifactDataRow.__table__)
+_PARTITIONS = cast(sa.Table, PartitionRow.__table__)
+_TAGS = cast(sa.Table, TagRow.__table__)
+
+_SELECT_DATASET_REF = sa.select(_DATASETS.c.id, _DATASETS.c.partition_keys).where(
+    _DATASETS.c.project == sa.bindparam("project"),
+    _DATASETS.c.domain == sa.bindparam("domain"),
+    _DATASETS.c.name == sa.bindparam("name"),
+    _DATASETS.c.version == sa.bindparam("version"),
+)
+_SELECT_ARTIFACT_DIGEST = sa.select(_ARTIFACTS.c.id, _ARTIFACTS.c.content_digest).where(
+    _ARTIFACTS.c.dataset_id == sa.bindparam("dataset_id"),
+    _ARTIFACTS.c.artifact_id == sa.bindparam("artifact_id"),
+)
+_SELECT_TAG_OWNERS = (
+    sa.select(_TAGS.c.name, _TAGS.c.artifact_pk, _ARTIFACTS.c.artifact_id)
+    .join_from(_TAGS, _ARTIFACTS, _TAGS.c.artifact_pk == _ARTIFACTS.c.id)
+    .where(
+        _TAGS.c.dataset_id == sa.bindparam("dataset_id"),
+        _TAGS.c.name.in_(sa.bindparam("names", expanding=True)),
+    )
+)
+_RESERVATIONS = cast(sa.Table, ReservationRow.__table__)
+_RESERVATION_KEY = (
+    _RESERVATIONS.c.project == sa.bindparam("b_project"),
+    _RESERVATIONS.c.domain == sa.bindparam("b_domain"),
+    _RESERVATIONS.c.name == sa.bindparam("b_name"),
+    _RESERVATIONS.c.version == sa.bindparam("b_version"),
+    _RESERVATIONS.c.tag_name == sa.bindparam("b_tag_name"),
+)
+# Takes the row over when the caller owns it or the lease lapsed; the WHERE is re-checked on
+# the locked row, so of racing callers exactly one takes over a lapsed lease.
+_TAKE_RESERVATION = (
+    sa.update(_RESERVATIONS)
+    .where(
+        *_RESERVATION_KEY,
+        sa.or_(
+            _RESERVATIONS.c.owner_id == sa.bindparam("b_owner_id"),
+            _RESERVATIONS.c.expires_at < sa.bindparam("b_now"),
+        ),
+    )
+    .values(
+        owner_id=sa.bindparam("b_owner_id"),
+        heartbeat_ms=sa.bindparam("b_heartbeat_ms"),
+        expires_at=sa.bindparam("b_expires_at"),
+    )
+    .returning(*_RESERVATIONS.c)
+)
+_SELECT_RESERVATION = sa.select(*_RESERVATIONS.c).where(*_RESERVATION_KEY)
+_ARTIFACT_STATE_COLUMNS = (
+    _ARTIFACTS.c.id,
+    _ARTIFACTS.c.artifact_id,
+    _ARTIFACTS.c.metadata,
+    _ARTIFACTS.c.source_execution,
+)
+_SELECT_ARTIFACT_STATE_BY_ID = sa.select(*_ARTIFACT_STATE_COLUMNS).where(
+    _ARTIFACTS.c.dataset_id == sa.bindparam("dataset_id"),
+    _ARTIFACTS.c.artifact_id == sa.bindparam("handle"),
+)
+_SELECT_ARTIFACT_STATE_BY_TAG = (
+    sa.select(*_ARTIFACT_STATE_COLUMNS)
+    .join_from(_TAGS, _ARTIFACTS, _TAGS.c.artifact_pk == _ARTIFACTS.c.id)
+    .where(_TAGS.c.dataset_id == sa.bindparam("dataset_id"), _TAGS.c.name == sa.bindparam("handle"))
+)
+_SELECT_PARTITIONS = sa.select(_PARTITIONS.c.key, _PARTITIONS.c.value).where(
+    _PARTITIONS.c.artifact_pk == sa.bindparam("artifact_pk")
+)
+# Locks the artifact's row first, so that concurrent replacements of its values queue.
+_SET_ARTIFACT_DIGEST = (
+    sa.update(_ARTIFACTS)
+    .where(_ARTIFACTS.c.id == sa.bindparam("b_pk"))
+    .values(content_digest=sa.bindparam("b_digest"))
+)
+_SET_ARTIFACT_DIGEST_AND_METADATA = _SET_ARTIFACT_DIGEST.values(
+    metadata=sa.bindparam("b_metadata", type_=_ARTIFACTS.c.metadata.type)
+)
+_DELETE_DATA = (
+    sa.delete(_DATA)
+    .where(_DATA.c.artifact_pk == sa.bindparam("artifact_pk"))
+    .returning(_DATA.c.location)
+)
+_INSERT_DATA = sa.insert(_DATA)
+_INSERT_PARTITIONS = sa.insert(_PARTITIONS)
+_INSERT_TAGS = sa.insert(_TAGS)
+_REPOINT_TAG = (
+    sa.update(_TAGS)
+    .where(
+        _TAGS.c.dataset_id == sa.bindparam("b_dataset_id"),
+        _TAGS.c.name == sa.bindparam("b_name"),
+    )
+    .values(artifact_pk=sa.bindparam("b_artifact_pk"), created_at=sa.bindparam("b_created_at"))
+)
 
 
 @dataclass(frozen=True)
@@ -216,16 +324,119 @@ class CatalogRepository:
             rows = self._s.connection().exec_driver_sql(sql, params).all()
         return LookupStatement.decode_batch(key, rows)
 
-    def add_artifact(self, row: ArtifactRow) -> ArtifactRow:
-        """Insert an artifact with its data, partitions and tags (flushes)."""
-        self._s.add(row)
-        self._s.flush()
-        return row
+    def get_dataset_ref(self, key: DatasetKey) -> DatasetRef | None:
+        """The row id and partition keys of the dataset with this key, or ``None``."""
+        row = (
+            self._s.connection()
+            .execute(
+                _SELECT_DATASET_REF,
+                {
+                    "project": key.project,
+                    "domain": key.domain,
+                    "name": key.name,
+                    "version": key.version,
+                },
+            )
+            .first()
+        )
+        return None if row is None else DatasetRef(row[0], list(row[1] or ()))
+
+    def insert_artifact(
+        self,
+        dataset_id: int,
+        artifact_id: str,
+        *,
+        metadata: dict[str, str],
+        source_execution: bytes,
+        content_digest: str,
+        created_at: dt.datetime,
+    ) -> int | None:
+        """Insert an artifact row unless one with this id exists in the dataset.
+
+        One ``INSERT ... ON CONFLICT (dataset_id, artifact_id) DO NOTHING RETURNING id``: on
+        PostgreSQL a concurrent insert of the same id waits for the other transaction and
+        yields to it when it commits.
+
+        Returns:
+            The new row's id, or ``None`` when the artifact already exists.
+        """
+        row = (
+            self._s.connection()
+            .execute(
+                _statements(self._dialect()).insert_artifact,
+                {
+                    "dataset_id": dataset_id,
+                    "artifact_id": artifact_id,
+                    "metadata": metadata,
+                    "source_execution": source_execution,
+                    "content_digest": content_digest,
+                    "created_at": created_at,
+                },
+            )
+            .first()
+        )
+        return None if row is None else int(row[0])
+
+    def get_artifact_digest(self, dataset_id: int, artifact_id: str) -> tuple[int, str] | None:
+        """The row id and content digest of an artifact, or ``None`` when it does not exist."""
+        row = (
+            self._s.connection()
+            .execute(
+                _SELECT_ARTIFACT_DIGEST, {"dataset_id": dataset_id, "artifact_id": artifact_id}
+            )
+            .first()
+        )
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def insert_artifact_values(
+        self,
+        artifact_pk: int,
+        data: Sequence[DataRecord],
+        partitions: Sequence[tuple[str, str]],
+    ) -> None:
+        """Insert the values and partitions of a new artifact (one statement each)."""
+        conn = self._s.connection()
+        if data:
+            conn.execute(
+                _INSERT_DATA,
+                [
+                    {
+                        "artifact_pk": artifact_pk,
+                        "name": d.name,
+                        "position": d.position,
+                        "inline_value": d.inline_value,
+                        "location": d.location,
+                        "size_bytes": d.size_bytes,
+                    }
+                    for d in data
+                ],
+            )
+        if partitions:
+            conn.execute(
+                _INSERT_PARTITIONS,
+                [{"artifact_pk": artifact_pk, "key": k, "value": v} for k, v in partitions],
+            )
+
+    def get_artifact_state(
+        self, dataset_id: int, *, artifact_id: str | None = None, tag_name: str | None = None
+    ) -> ArtifactState | None:
+        """The artifact with this id (or that this tag points at), or ``None``."""
+        by_tag = tag_name is not None
+        conn = self._s.connection()
+        row = conn.execute(
+            _SELECT_ARTIFACT_STATE_BY_TAG if by_tag else _SELECT_ARTIFACT_STATE_BY_ID,
+            {"dataset_id": dataset_id, "handle": (tag_name if by_tag else artifact_id) or ""},
+        ).first()
+        if row is None:
+            return None
+        pk = int(row[0])
+        partitions = [(k, v) for k, v in conn.execute(_SELECT_PARTITIONS, {"artifact_pk": pk})]
+        return ArtifactState(pk, row[1], dict(row[2] or {}), bytes(row[3] or b""), partitions)
 
     def replace_artifact_data(
         self,
-        artifact: ArtifactRow,
-        data: Sequence[ArtifactDataRow],
+        artifact_pk: int,
+        data: Sequence[DataRecord],
         metadata: dict[str, str] | None,
         content_digest: str,
     ) -> list[str]:
@@ -234,14 +445,14 @@ class CatalogRepository:
         Returns:
             Blob locations of the replaced values (for deletion after commit).
         """
-        old = [d.location for d in artifact.data if d.location]
-        artifact.data.clear()
-        self._s.flush()
-        artifact.data.extend(data)
-        if metadata is not None:
-            artifact.metadata_json = metadata
-        artifact.content_digest = content_digest
-        self._s.flush()
+        conn = self._s.connection()
+        params: dict[str, Any] = {"b_pk": artifact_pk, "b_digest": content_digest}
+        if metadata is None:
+            conn.execute(_SET_ARTIFACT_DIGEST, params)
+        else:
+            conn.execute(_SET_ARTIFACT_DIGEST_AND_METADATA, {**params, "b_metadata": metadata})
+        old = [loc for (loc,) in conn.execute(_DELETE_DATA, {"artifact_pk": artifact_pk}) if loc]
+        self.insert_artifact_values(artifact_pk, data, ())
         return old
 
     def list_artifacts(
@@ -349,23 +560,71 @@ class CatalogRepository:
 
     # ---------------------------------------------------------------- tags
 
-    def get_tag(self, dataset_id: int, name: str) -> TagRow | None:
-        """The tag with this name in the dataset, or ``None``."""
-        return self._s.get(TagRow, (dataset_id, name))
+    def insert_tags(
+        self,
+        dataset_id: int,
+        names: Sequence[str],
+        artifact_pk: int,
+        created_at: dt.datetime,
+        *,
+        if_absent: bool = True,
+    ) -> set[str]:
+        """Insert tags pointing at an artifact, in one statement.
 
-    def add_tag(self, row: TagRow) -> TagRow:
-        """Insert a tag (flushes, so a duplicate name fails here)."""
-        self._s.add(row)
-        self._s.flush()
-        return row
+        Args:
+            dataset_id: Row id of the dataset.
+            names: The tag names (distinct).
+            artifact_pk: Row id of the artifact they point at.
+            created_at: Their creation time.
+            if_absent: Skip the names that exist (``ON CONFLICT DO NOTHING``); otherwise an
+                existing name fails the statement with an integrity error.
 
-    def repoint_tag(self, tag: TagRow, artifact: ArtifactRow, now: dt.datetime) -> TagRow:
+        Returns:
+            The names inserted.
+        """
+        if not names:
+            return set()
+        params = [
+            {
+                "dataset_id": dataset_id,
+                "name": n,
+                "artifact_pk": artifact_pk,
+                "created_at": created_at,
+            }
+            for n in names
+        ]
+        conn = self._s.connection()
+        if not if_absent:
+            conn.execute(_INSERT_TAGS, params)
+            return set(names)
+        stmt = _statements(self._dialect()).insert_tags
+        return {r[0] for r in conn.execute(stmt, params)}
+
+    def get_tag_owners(self, dataset_id: int, names: Sequence[str]) -> dict[str, TagOwner]:
+        """The artifacts these tags point at, by tag name (absent tags are left out)."""
+        if not names:
+            return {}
+        rows = self._s.connection().execute(
+            _SELECT_TAG_OWNERS, {"dataset_id": dataset_id, "names": list(names)}
+        )
+        return {r[0]: TagOwner(int(r[1]), str(r[2])) for r in rows}
+
+    def _dialect(self) -> str:
+        return str(self._s.get_bind().dialect.name)
+
+    def repoint_tag(
+        self, dataset_id: int, name: str, artifact_pk: int, created_at: dt.datetime
+    ) -> None:
         """Point an existing tag at another artifact of the same dataset."""
-        tag.artifact_pk = artifact.id
-        tag.created_at = now
-        self._s.flush()
-        self._s.expire(tag, ["artifact"])
-        return tag
+        self._s.connection().execute(
+            _REPOINT_TAG,
+            {
+                "b_dataset_id": dataset_id,
+                "b_name": name,
+                "b_artifact_pk": artifact_pk,
+                "b_created_at": created_at,
+            },
+        )
 
     # ---------------------------------------------------------------- reservations
 
@@ -378,60 +637,53 @@ class CatalogRepository:
         heartbeat_ms: int,
         now: dt.datetime,
         expires_at: dt.datetime,
-    ) -> ReservationRow:
+    ) -> ReservationView:
         """Grant, extend or report the reservation of one tag, safely under concurrency.
 
-        One conditional ``UPDATE`` takes the row over when the caller already owns it or the
-        lease expired; otherwise an ``INSERT ... ON CONFLICT DO NOTHING`` creates it when it
-        does not exist. Whichever happened (or neither, when someone else holds a live lease),
-        the row is then read back. The primary key makes concurrent inserts collide, and the
+        One conditional ``UPDATE ... RETURNING`` takes the row over when the caller already
+        owns it or the lease expired; otherwise an ``INSERT ... ON CONFLICT DO NOTHING
+        RETURNING`` creates it when it does not exist. When neither wrote (someone else holds
+        a live lease), the row is read. The primary key makes concurrent inserts collide, and the
         ``WHERE`` of the update re-checks the condition on the locked row, so exactly one
         caller is granted a free reservation.
 
         Returns:
             The reservation as it stands; its ``owner_id`` tells whether the caller holds it.
         """
-        where = (
-            ReservationRow.project == key.project,
-            ReservationRow.domain == key.domain,
-            ReservationRow.name == key.name,
-            ReservationRow.version == key.version,
-            ReservationRow.tag_name == tag_name,
-        )
-        values: dict[str, Any] = {
-            "owner_id": owner_id,
-            "heartbeat_ms": heartbeat_ms,
-            "expires_at": expires_at,
+        conn = self._s.connection()
+        params = {
+            "b_project": key.project,
+            "b_domain": key.domain,
+            "b_name": key.name,
+            "b_version": key.version,
+            "b_tag_name": tag_name,
+            "b_owner_id": owner_id,
+            "b_heartbeat_ms": heartbeat_ms,
+            "b_expires_at": expires_at,
+            "b_now": now,
         }
         for _ in range(3):
-            updated = self._s.execute(
-                sa.update(ReservationRow)
-                .where(
-                    *where,
-                    sa.or_(
-                        ReservationRow.owner_id == owner_id,
-                        ReservationRow.expires_at < now,
-                    ),
-                )
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if _rowcount(updated) == 0:
-                insert = _insert_for(self._s)(ReservationRow).values(
-                    project=key.project,
-                    domain=key.domain,
-                    name=key.name,
-                    version=key.version,
-                    tag_name=tag_name,
-                    metadata={},
-                    **values,
-                )
-                self._s.execute(insert.on_conflict_do_nothing())
-            row = self._s.execute(
-                sa.select(ReservationRow).where(*where).execution_options(populate_existing=True)
-            ).scalar_one_or_none()
+            row = conn.execute(_TAKE_RESERVATION, params).first()
+            if row is None:
+                row = conn.execute(
+                    _statements(self._dialect()).insert_reservation,
+                    {
+                        "project": key.project,
+                        "domain": key.domain,
+                        "name": key.name,
+                        "version": key.version,
+                        "tag_name": tag_name,
+                        "owner_id": owner_id,
+                        "heartbeat_ms": heartbeat_ms,
+                        "expires_at": expires_at,
+                        "metadata": {},
+                    },
+                ).first()
+            if row is None:
+                # Someone else holds a live lease: report it.
+                row = conn.execute(_SELECT_RESERVATION, params).first()
             if row is not None:
-                return row
+                return _reservation_view(row)
             # Released between our insert attempt and the read: try again.
         raise RuntimeError("reservation kept disappearing under concurrent release")
 
@@ -454,8 +706,45 @@ def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _insert_for(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
+def _reservation_view(row: Any) -> ReservationView:
+    m = row._mapping
+    return ReservationView(
+        project=m["project"],
+        domain=m["domain"],
+        name=m["name"],
+        version=m["version"],
+        tag_name=m["tag_name"],
+        owner_id=m["owner_id"],
+        heartbeat_ms=int(m["heartbeat_ms"]),
+        expires_at=m["expires_at"],
+        metadata_json=dict(m["metadata"] or {}),
+    )
+
+
+@dataclass(frozen=True)
+class _Statements:
+    insert_artifact: Any
+    insert_tags: Any
+    insert_reservation: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    insert = _insert(dialect)
+    return _Statements(
+        insert_artifact=insert(_ARTIFACTS)
+        .on_conflict_do_nothing(index_elements=["dataset_id", "artifact_id"])
+        .returning(_ARTIFACTS.c.id),
+        insert_tags=insert(_TAGS)
+        .on_conflict_do_nothing(index_elements=["dataset_id", "name"])
+        .returning(_TAGS.c.name),
+        insert_reservation=insert(_RESERVATIONS)
+        .on_conflict_do_nothing()
+        .returning(*_RESERVATIONS.c),
+    )
+
+
+def _insert(dialect: str) -> Any:
     if dialect == "postgresql":
         return postgresql.insert
     if dialect == "sqlite":
@@ -494,8 +783,12 @@ def _page(
 __all__ = [
     "ArtifactView",
     "CatalogRepository",
+    "DataRecord",
     "DataView",
     "DatasetKey",
+    "DatasetRef",
     "EvictionResult",
     "RawExecute",
+    "ReservationView",
+    "TagOwner",
 ]

@@ -6,8 +6,8 @@ import datetime as dt
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from caddis_datacatalog.repository.models import DatasetRow, ReservationRow
-from caddis_datacatalog.repository.repo import ArtifactView, DatasetKey
+from caddis_datacatalog.repository.models import DatasetRow
+from caddis_datacatalog.repository.repo import ArtifactView, DatasetKey, ReservationView
 from caddis_idl.datacatalog.v1 import datacatalog_pb2
 
 
@@ -89,8 +89,8 @@ def fill_artifact(view: ArtifactView, artifact: datacatalog_pb2.Artifact) -> Non
         artifact.source_execution.MergeFromString(view.source_execution)
 
 
-def reservation_proto(row: ReservationRow) -> datacatalog_pb2.Reservation:
-    """A ``Reservation`` from its row."""
+def reservation_proto(row: ReservationView) -> datacatalog_pb2.Reservation:
+    """A ``Reservation`` from its stored columns."""
     heartbeat = duration_pb2.Duration()
     heartbeat.FromMilliseconds(row.heartbeat_ms)
     return datacatalog_pb2.Reservation(

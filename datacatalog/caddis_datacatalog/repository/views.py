@@ -28,6 +28,59 @@ class DataView:
 
 
 @dataclass(frozen=True)
+class DatasetRef:
+    """What writing an artifact needs of its dataset: the row id and the partition keys."""
+
+    id: int
+    partition_keys: list[str]
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """One value of an artifact to store: inline bytes, or the blob it was offloaded to."""
+
+    name: str
+    position: int
+    inline_value: bytes | None
+    location: str | None
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ArtifactState:
+    """What replacing an artifact's values needs of it (its content digest's other inputs)."""
+
+    pk: int
+    artifact_id: str
+    metadata: dict[str, str]
+    source_execution: bytes
+    partitions: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class TagOwner:
+    """The artifact a tag points at: its row id and its artifact id."""
+
+    artifact_pk: int
+    artifact_id: str
+
+
+@dataclass(frozen=True)
+class ReservationView:
+    """A reservation as stored (the columns of :class:`ReservationRow`)."""
+
+    project: str
+    domain: str
+    name: str
+    version: str
+    tag_name: str
+    owner_id: str
+    heartbeat_ms: int
+    expires_at: dt.datetime
+    metadata_json: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ArtifactView:
     """An artifact read with plain queries (the lookup hot path skips the ORM).
 
@@ -62,4 +115,12 @@ class ArtifactView:
         )
 
 
-__all__ = ["ArtifactView", "DataView", "DatasetKey"]
+__all__ = [
+    "ArtifactView",
+    "DataRecord",
+    "DataView",
+    "DatasetKey",
+    "DatasetRef",
+    "ReservationView",
+    "TagOwner",
+]
