@@ -181,27 +181,29 @@ class ProjectRepo:
             The recorded request ids among ``request_ids``, and the (entity, phase,
             phase_version, attempt) keys recorded for ``entities``.
         """
-        ids: set[str] = set()
+        t = EventRecordRow.__table__.c
         wanted = [r for r in request_ids if r]
+        conditions = []
         if wanted:
-            ids = set(
-                self._s.scalars(
-                    select(EventRecordRow.request_id).where(EventRecordRow.request_id.in_(wanted))
-                )
-            )  # type: ignore[arg-type]
-        keys: set[tuple[str, int, int, int]] = set()
+            conditions.append(t.request_id.in_(wanted))
         if entities:
-            keys = {
-                (e, p, v, a)
-                for e, p, v, a in self._s.execute(
-                    select(
-                        EventRecordRow.entity,
-                        EventRecordRow.phase,
-                        EventRecordRow.phase_version,
-                        EventRecordRow.attempt,
-                    ).where(EventRecordRow.entity.in_(list(entities)))
-                )
-            }
+            conditions.append(t.entity.in_(list(entities)))
+        ids: set[str] = set()
+        keys: set[tuple[str, int, int, int]] = set()
+        if not conditions:
+            return ids, keys
+        # One Core statement (no ORM entities) for both questions.
+        rows = self._s.execute(
+            select(t.entity, t.phase, t.phase_version, t.attempt, t.request_id).where(
+                or_(*conditions)
+            )
+        )
+        asked = set(entities)
+        for entity, phase, phase_version, attempt, request_id in rows:
+            if request_id is not None:
+                ids.add(request_id)
+            if entity in asked:
+                keys.add((entity, phase, phase_version, attempt))
         return ids, keys
 
     def record_many(self, records: Sequence[dict[str, Any]]) -> None:
