@@ -299,10 +299,15 @@ def _request(history):
     )
 
 
-def test_batch_matches_one_transaction_per_event(stubs, monkeypatch):
+@pytest.mark.parametrize("group_limit", [100, 4])
+def test_batch_matches_one_transaction_per_event(stubs, monkeypatch, group_limit):
     """CreateEvents gives the outcomes and records of applying each event on its own: of its
-    fallback (one transaction per event, what it did before), and of single-event calls."""
+    fallback (one transaction per event, what it did before), and of single-event calls; also
+    when an execution's events span several transactions."""
+    from caddis_admin.manager import events
     from caddis_admin.repository import store
+
+    monkeypatch.setattr(events, "_GROUP_LIMIT", group_limit)
 
     register_basics(stubs)
     single, fallback, batch = _create(stubs), _create(stubs), _create(stubs)

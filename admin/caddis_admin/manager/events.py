@@ -62,6 +62,10 @@ _WORKFLOW, _NODE, _TASK = "workflow_event", "node_event", "task_event"
 
 _log = logging.getLogger(__name__)
 
+# Most events of one execution applied in one transaction: bounds how long a batch holds the
+# execution's row lock (and SQLite's write lock) while other callers wait.
+_GROUP_LIMIT = 100
+
 
 class Duplicate(Exception):
     """The event was applied before; the caller treats it as accepted."""
@@ -172,13 +176,13 @@ class EventManager:
     def apply_batch(self, items: Sequence[tuple[str, str, Any]]) -> list[bool | ServiceError]:
         """Apply a batch of events, each as its single-event call would.
 
-        The events of one execution are applied in their order in one transaction that
-        first locks the execution's row: the entities they touch and the dedupe records of
-        those entities are read once, every event is checked and applied in memory, and the
-        records are inserted together. A refused event changes nothing and does not stop
-        the others. When that transaction fails for any other reason (a concurrent writer
-        won a unique key, an unexpected error), the execution's events are applied again
-        one transaction each, as the single-event calls do.
+        The events of one execution are applied in their order in one transaction (per
+        ``_GROUP_LIMIT`` events) that first locks the execution's row: the entities they
+        touch and the dedupe records of those entities are read once, every event is checked
+        and applied in memory, and the records are inserted together. A refused event
+        changes nothing and does not stop the others. When that transaction fails for any
+        other reason (a concurrent writer won a unique key, an unexpected error), its events
+        are applied again one transaction each, as the single-event calls do.
 
         Args:
             items: (kind, request_id, event) per event, kind being ``workflow_event``,
@@ -198,7 +202,12 @@ class EventManager:
                 results[index] = exc
                 continue
             groups.setdefault(prepared.execution, []).append(prepared)
-        for execution, group in groups.items():
+        chunks = [
+            (execution, group[start : start + _GROUP_LIMIT])
+            for execution, group in groups.items()
+            for start in range(0, len(group), _GROUP_LIMIT)
+        ]
+        for execution, group in chunks:
             try:
                 outcome = self.ctx.db.run(
                     lambda repos, e=execution, g=group: self._apply_group(repos, e, g)  # type: ignore[misc]
