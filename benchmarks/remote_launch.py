@@ -4,8 +4,9 @@ The "count_characters remote" row of ``run_all.py`` on its own: the sandbox on i
 defaults (SQLite, local blobs), one warm-up launch (which registers the code), then ``--reps``
 launches of the same workflow from the same ``CaddisRemote``; prints the first launch and the
 median, and the median time admin saw between creating the execution and its terminal event
-(the rest is the client's registration, launch and polling). ``--profile FILE`` writes a
-cProfile of one extra launch (client side only).
+(the rest is the client's registration, launch and polling), and the CPU time per launch of
+each service process (``/proc``; children such as task workers not included) and of this
+client. ``--profile FILE`` writes a cProfile of one extra launch (client side only).
 
     python benchmarks/remote_launch.py [--reps 10] [--profile /tmp/launch.prof]
 """
@@ -23,6 +24,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+def _cpu(state_dir: Path) -> dict[str, float]:
+    """CPU seconds (user + system) so far of each sandbox service process and of this one."""
+    import os
+
+    from caddis._sandbox import processes as p
+
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"client": time.process_time()}
+    for name, state in p.read_state(state_dir).items():
+        try:
+            fields = Path(f"/proc/{state.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def main() -> None:
@@ -64,7 +82,9 @@ def main() -> None:
 
                 first = run()
                 in_admin.clear()
+                cpu_before = _cpu(opts.state_dir)
                 times = [run() for _ in range(args.reps)]
+                cpu_after = _cpu(opts.state_dir)
                 admin_times = list(in_admin)
                 if args.profile:
                     prof = cProfile.Profile()
@@ -84,6 +104,11 @@ def main() -> None:
                 "times_ms": [round(t * 1e3) for t in times],
                 # Admin's created_at -> last update (the terminal event): the run itself.
                 "admin_median_ms": round(statistics.median(admin_times) * 1e3, 1),
+                "cpu_ms_per_launch": {
+                    name: round((cpu_after[name] - cpu_before[name]) * 1e3 / args.reps)
+                    for name in cpu_before
+                    if name in cpu_after
+                },
             }
         )
     )

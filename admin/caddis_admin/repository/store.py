@@ -172,6 +172,53 @@ class ProjectRepo:
             return False
         return True
 
+    def known(
+        self, request_ids: Sequence[str], entities: Sequence[str]
+    ) -> tuple[set[str], set[tuple[str, int, int, int]]]:
+        """Which of these request ids, and which events of these entities, were recorded.
+
+        Returns:
+            The recorded request ids among ``request_ids``, and the (entity, phase,
+            phase_version, attempt) keys recorded for ``entities``.
+        """
+        t = EventRecordRow.__table__.c
+        wanted = [r for r in request_ids if r]
+        conditions = []
+        if wanted:
+            conditions.append(t.request_id.in_(wanted))
+        if entities:
+            conditions.append(t.entity.in_(list(entities)))
+        ids: set[str] = set()
+        keys: set[tuple[str, int, int, int]] = set()
+        if not conditions:
+            return ids, keys
+        # One Core statement (no ORM entities) for both questions.
+        rows = self._s.execute(
+            select(t.entity, t.phase, t.phase_version, t.attempt, t.request_id).where(
+                or_(*conditions)
+            )
+        )
+        asked = set(entities)
+        for entity, phase, phase_version, attempt, request_id in rows:
+            if request_id is not None:
+                ids.add(request_id)
+            if entity in asked:
+                keys.add((entity, phase, phase_version, attempt))
+        return ids, keys
+
+    def record_many(self, records: Sequence[dict[str, Any]]) -> None:
+        """Insert event records in one statement, without savepoints.
+
+        The caller checked them against :meth:`known` under the execution's row lock; a
+        record that exists anyway fails the transaction with a duplicate key.
+
+        Args:
+            records: Column values (entity, phase, phase_version, attempt, request_id,
+                created_at) of each record.
+        """
+        if records:
+            self._s.execute(insert(EventRecordRow), list(records))
+
     def all(self) -> list[ProjectRow]:
         """Every project, by id."""
         return list(self._s.scalars(select(ProjectRow).order_by(ProjectRow.id)))
@@ -595,6 +642,28 @@ class NodeExecutionRepo:
         """The node execution with this row id, or None."""
         return self._s.get(NodeExecutionRow, row_id)
 
+    def get_many(self, execution_id: int, node_ids: Sequence[str]) -> dict[str, NodeExecutionRow]:
+        """The node executions of these node ids in an execution (one query), by node id."""
+        if not node_ids:
+            return {}
+        rows = self._s.scalars(
+            select(NodeExecutionRow).where(
+                NodeExecutionRow.execution_id == execution_id,
+                NodeExecutionRow.node_id.in_(list(node_ids)),
+            )
+        )
+        return {row.node_id: row for row in rows}
+
+    def insert(self, row: NodeExecutionRow) -> NodeExecutionRow:
+        """Insert a node execution now (its id is set), without a savepoint.
+
+        For callers that hold the execution's row lock, so that no concurrent event inserts
+        the same node; if one did anyway, the transaction fails with a duplicate key.
+        """
+        self._s.add(row)
+        self._s.flush([row])
+        return row
+
     def add(self, row: NodeExecutionRow) -> NodeExecutionRow:
         """Insert a node execution, or return the one a concurrent event inserted first."""
         try:
@@ -671,6 +740,35 @@ class TaskExecutionRepo:
             )
         ).first()
 
+    def for_nodes(
+        self, node_execution_ids: Sequence[int]
+    ) -> dict[tuple[int, tuple[str, str, str, str], int], TaskExecutionRow]:
+        """Every attempt of these node executions (one query), by (node row id, task, attempt)."""
+        if not node_execution_ids:
+            return {}
+        rows = self._s.scalars(
+            select(TaskExecutionRow).where(
+                TaskExecutionRow.node_execution_id.in_(list(node_execution_ids))
+            )
+        )
+        return {
+            (
+                row.node_execution_id,
+                (row.task_project, row.task_domain, row.task_name, row.task_version),
+                row.retry_attempt,
+            ): row
+            for row in rows
+        }
+
+    def insert(self, row: TaskExecutionRow) -> TaskExecutionRow:
+        """Insert a task execution now (its id is set), without a savepoint.
+
+        As :meth:`NodeExecutionRepo.insert`: for callers holding the execution's row lock.
+        """
+        self._s.add(row)
+        self._s.flush([row])
+        return row
+
     def add(self, row: TaskExecutionRow) -> TaskExecutionRow:
         """Insert a task execution, or return the one a concurrent event inserted first."""
         try:
@@ -729,6 +827,51 @@ class EventRepo:
         except IntegrityError:
             return False
         return True
+
+    def known(
+        self, request_ids: Sequence[str], entities: Sequence[str]
+    ) -> tuple[set[str], set[tuple[str, int, int, int]]]:
+        """Which of these request ids, and which events of these entities, were recorded.
+
+        Returns:
+            The recorded request ids among ``request_ids``, and the (entity, phase,
+            phase_version, attempt) keys recorded for ``entities``.
+        """
+        ids: set[str] = set()
+        wanted = [r for r in request_ids if r]
+        if wanted:
+            ids = set(
+                self._s.scalars(
+                    select(EventRecordRow.request_id).where(EventRecordRow.request_id.in_(wanted))
+                )
+            )  # type: ignore[arg-type]
+        keys: set[tuple[str, int, int, int]] = set()
+        if entities:
+            keys = {
+                (e, p, v, a)
+                for e, p, v, a in self._s.execute(
+                    select(
+                        EventRecordRow.entity,
+                        EventRecordRow.phase,
+                        EventRecordRow.phase_version,
+                        EventRecordRow.attempt,
+                    ).where(EventRecordRow.entity.in_(list(entities)))
+                )
+            }
+        return ids, keys
+
+    def record_many(self, records: Sequence[dict[str, Any]]) -> None:
+        """Insert event records in one statement, without savepoints.
+
+        The caller checked them against :meth:`known` under the execution's row lock; a
+        record that exists anyway fails the transaction with a duplicate key.
+
+        Args:
+            records: Column values (entity, phase, phase_version, attempt, request_id,
+                created_at) of each record.
+        """
+        if records:
+            self._s.execute(insert(EventRecordRow), list(records))
 
 
 class OutboxRepo:
@@ -866,6 +1009,51 @@ class ScheduleRepo:
         except IntegrityError:
             return False
         return True
+
+    def known(
+        self, request_ids: Sequence[str], entities: Sequence[str]
+    ) -> tuple[set[str], set[tuple[str, int, int, int]]]:
+        """Which of these request ids, and which events of these entities, were recorded.
+
+        Returns:
+            The recorded request ids among ``request_ids``, and the (entity, phase,
+            phase_version, attempt) keys recorded for ``entities``.
+        """
+        ids: set[str] = set()
+        wanted = [r for r in request_ids if r]
+        if wanted:
+            ids = set(
+                self._s.scalars(
+                    select(EventRecordRow.request_id).where(EventRecordRow.request_id.in_(wanted))
+                )
+            )  # type: ignore[arg-type]
+        keys: set[tuple[str, int, int, int]] = set()
+        if entities:
+            keys = {
+                (e, p, v, a)
+                for e, p, v, a in self._s.execute(
+                    select(
+                        EventRecordRow.entity,
+                        EventRecordRow.phase,
+                        EventRecordRow.phase_version,
+                        EventRecordRow.attempt,
+                    ).where(EventRecordRow.entity.in_(list(entities)))
+                )
+            }
+        return ids, keys
+
+    def record_many(self, records: Sequence[dict[str, Any]]) -> None:
+        """Insert event records in one statement, without savepoints.
+
+        The caller checked them against :meth:`known` under the execution's row lock; a
+        record that exists anyway fails the transaction with a duplicate key.
+
+        Args:
+            records: Column values (entity, phase, phase_version, attempt, request_id,
+                created_at) of each record.
+        """
+        if records:
+            self._s.execute(insert(EventRecordRow), list(records))
 
     def runs(self, project: str, domain: str, lp_name: str) -> list[ScheduleRunRow]:
         """Every recorded run of a launch plan name, by scheduled time."""

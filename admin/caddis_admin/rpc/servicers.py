@@ -412,33 +412,35 @@ class EventServicer(ev_grpc.EventServiceServicer):
     ) -> ev.CreateEventsResponse:
         from caddis._serving.errors import FailedPreconditionError, ServiceError
 
+        applied = self.m.apply_batch(
+            [
+                (item.WhichOneof("event") or "", item.request_id, _batched(item))
+                for item in request.events
+            ]
+        )
         results = []
-        for item in request.events:
-            kind = item.WhichOneof("event")
+        for item, result in zip(request.events, applied, strict=True):
             outcome = ev.EVENT_OUTCOME_ACCEPTED
             message = ""
-            try:
-                handler: Any = {
-                    "workflow_event": self.m.workflow_event,
-                    "node_event": self.m.node_event,
-                    "task_event": self.m.task_event,
-                }.get(kind or "")
-                if handler is None:
-                    raise InvalidArgumentError("the batched event holds no event")
-                if not handler(item.request_id, getattr(item, kind or "")):
-                    outcome = ev.EVENT_OUTCOME_DUPLICATE
-            except FailedPreconditionError as exc:
-                outcome, message = ev.EVENT_OUTCOME_ALREADY_TERMINAL, exc.message
-            except NotFoundError as exc:
-                outcome, message = ev.EVENT_OUTCOME_NOT_FOUND, exc.message
-            except InvalidArgumentError as exc:
-                outcome, message = ev.EVENT_OUTCOME_INVALID, exc.message
-            except ServiceError as exc:
-                outcome, message = ev.EVENT_OUTCOME_INTERNAL_ERROR, exc.message
+            if result is False:
+                outcome = ev.EVENT_OUTCOME_DUPLICATE
+            elif isinstance(result, FailedPreconditionError):
+                outcome, message = ev.EVENT_OUTCOME_ALREADY_TERMINAL, result.message
+            elif isinstance(result, NotFoundError):
+                outcome, message = ev.EVENT_OUTCOME_NOT_FOUND, result.message
+            elif isinstance(result, InvalidArgumentError):
+                outcome, message = ev.EVENT_OUTCOME_INVALID, result.message
+            elif isinstance(result, ServiceError):
+                outcome, message = ev.EVENT_OUTCOME_INTERNAL_ERROR, result.message
             results.append(
                 ev.EventResult(request_id=item.request_id, outcome=outcome, message=message)
             )
         return ev.CreateEventsResponse(results=results)
+
+
+def _batched(item: ev.BatchedEvent) -> Any:
+    kind = item.WhichOneof("event")
+    return getattr(item, kind) if kind else None
 
 
 def _exec_id(project: str, domain: str, name: str) -> Any:
