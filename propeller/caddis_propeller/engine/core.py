@@ -558,6 +558,23 @@ class EngineCore:
         return False
 
     # -- cache ------------------------------------------------------------------------------
+    def _interruptible(self, ctx: _Ctx, np_: NodePlan, attempt: int) -> bool:
+        """Whether attempt number ``attempt`` of a task node or array item may be interrupted.
+
+        The execution's override, else the task's own setting; after
+        ``interruptible_failure_threshold`` failed attempts (or on the last attempt the retry
+        budgets allow) it runs non-interruptible, so that a task is not starved by
+        preemption. Task nodes and array items follow the same rule.
+        """
+        override = ctx.state.options.interruptible
+        wanted = np_.interruptible if override is None else override
+        if not wanted:
+            return False
+        threshold = self.config.interruptible_failure_threshold
+        if threshold > 0:
+            return attempt < threshold
+        return attempt < np_.retries + self.config.max_system_retries
+
     def _cache_on(self, ctx: _Ctx, np_: NodePlan) -> bool:
         return np_.cacheable and self._catalog is not None and not ctx.state.options.skip_cache
 

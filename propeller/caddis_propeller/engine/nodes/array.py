@@ -145,13 +145,6 @@ class ArrayNodes(EngineCore):
         attempt = a.user_failures[i] + a.system_failures[i]
         if inputs is None:
             inputs = self._item_inputs(art, i)
-        interruptible = (
-            sub.interruptible
-            if ctx.state.options.interruptible is None
-            else bool(ctx.state.options.interruptible)
-        )
-        if interruptible:
-            interruptible = attempt < sub.retries + self.config.max_system_retries
         return TaskAttempt(
             execution_id=ctx.state.execution_id,
             node_path=ipath,
@@ -161,7 +154,7 @@ class ArrayNodes(EngineCore):
             inputs=inputs,
             inputs_key=f"{ctx.dp}/{ipath}/inputs.pb",
             output_prefix=f"{ctx.dp}/{ipath}/{attempt}",
-            interruptible=interruptible,
+            interruptible=self._interruptible(ctx, sub, attempt),
             timeout=sub.timeout,
             array_index=i,
         )

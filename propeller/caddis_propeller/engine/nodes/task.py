@@ -32,16 +32,6 @@ class TaskNodes(DynamicNodes):
     A task attempt that returns futures goes on as a dynamic node (:class:`DynamicNodes`).
     """
 
-    def _interruptible(self, ctx: _Ctx, np_: NodePlan, ns: NodeState) -> bool:
-        override = ctx.state.options.interruptible
-        wanted = np_.interruptible if override is None else override
-        if not wanted:
-            return False
-        threshold = self.config.interruptible_failure_threshold
-        if threshold > 0:
-            return ns.attempt < threshold
-        return ns.attempt < np_.retries + self.config.max_system_retries
-
     def _attempt(
         self,
         ctx: _Ctx,
@@ -69,7 +59,7 @@ class TaskNodes(DynamicNodes):
             inputs=inputs,
             inputs_key=f"{ctx.dp}/{path}/inputs.pb",
             output_prefix=f"{ctx.dp}/{path}/{ns.attempt}",
-            interruptible=self._interruptible(ctx, np_, ns),
+            interruptible=self._interruptible(ctx, np_, ns.attempt),
             timeout=np_.timeout,
             overrides=np_.node.task_node.overrides
             if np_.node.task_node.HasField("overrides")
