@@ -2,7 +2,9 @@
 
 - ``lookup``: GetArtifact by tag (the input hash) in the task's dataset; NOT_FOUND is a miss.
 - ``lookup_many``: GetArtifactsByTag, the lookups of a map task's items in batches (one call
-  per ``batch_size`` items of a dataset instead of one per item).
+  per ``batch_size`` items of a dataset instead of one per item). A datacatalog that does not
+  know the call yet (UNIMPLEMENTED, an older version during a rolling upgrade) is asked one
+  GetArtifact per key from then on, so caching keeps working.
 - ``put``: CreateArtifact with the tag in it (one call and one transaction); NOT_FOUND (no
   dataset yet) creates the dataset and tries again, ALREADY_EXISTS means another run recorded
   these inputs first and its artifact stands. With ``overwrite``, UpdateArtifact of the tagged
@@ -81,6 +83,7 @@ class DataCatalogClient:
         self._stub = datacatalog_service_pb2_grpc.DataCatalogServiceStub(self._channel)
         self._down_until = 0.0
         self._lock = threading.Lock()
+        self._batch_unsupported = False
 
     def close(self) -> None:
         """Close the channel."""
@@ -145,6 +148,8 @@ class DataCatalogClient:
         that the service cut short (its response size bound) is followed by a call for the
         remaining tags. Any failure raises, as :meth:`lookup` does.
         """
+        if self._batch_unsupported:
+            return [self.lookup(key) for key in keys]
         results: list[literals_pb2.LiteralMap | None] = [None] * len(keys)
         by_dataset: dict[tuple[str, str, str, str], list[int]] = {}
         for i, key in enumerate(keys):
@@ -156,10 +161,23 @@ class DataCatalogClient:
                     self._lookup_batch(
                         dataset, keys, positions[start : start + self.batch_size], results
                     )
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                self._emit("lookup_failure")
+                _log.warning(
+                    "datacatalog batch lookup of %d keys failed: %s", len(keys), exc.details()
+                )
+                raise
+            _log.warning(
+                "datacatalog at %s has no GetArtifactsByTag (an older version?): looking keys "
+                "up one by one",
+                self.endpoint,
+            )
+            self._batch_unsupported = True
+            return [self.lookup(key) for key in keys]
         except Exception as exc:
             self._emit("lookup_failure")
-            detail = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)
-            _log.warning("datacatalog batch lookup of %d keys failed: %s", len(keys), detail)
+            _log.warning("datacatalog batch lookup of %d keys failed: %s", len(keys), exc)
             raise
         return results
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 
 from caddis.storage import StorageConfig
 from caddis_datacatalog.server import RunningDataCatalog, serve
 from caddis_idl.core.v1 import literals_pb2
+from caddis_idl.datacatalog.v1 import (
+    datacatalog_pb2,
+    datacatalog_service_pb2,
+    datacatalog_service_pb2_grpc,
+)
 from caddis_propeller.clients.catalog import CatalogUnavailableError, DataCatalogClient
 from caddis_propeller.engine.cache_keys import CacheKey
 from tests.datacatalog.conftest import catalog_config
@@ -95,3 +103,42 @@ def test_put_creates_the_dataset_once_and_the_first_result_stands(
         assert client.lookup(key("k", name="wf.fresh")) == outputs(4)
     finally:
         client.close()
+
+
+class OlderCatalog(datacatalog_service_pb2_grpc.DataCatalogServiceServicer):
+    """A datacatalog from before GetArtifactsByTag: only single lookups, of fixed answers."""
+
+    def __init__(self, answers: dict[str, int]) -> None:
+        self.answers = answers
+        self.single_lookups = 0
+
+    def GetArtifact(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.single_lookups += 1
+        if request.tag_name not in self.answers:
+            context.abort(grpc.StatusCode.NOT_FOUND, "no such tag")
+        out = outputs(self.answers[request.tag_name])
+        data = [datacatalog_pb2.ArtifactData(name=k, value=v) for k, v in out.literals.items()]
+        return datacatalog_service_pb2.GetArtifactResponse(
+            artifact=datacatalog_pb2.Artifact(id="a", data=data)
+        )
+
+
+def test_lookup_many_falls_back_to_single_lookups_on_an_older_datacatalog() -> None:
+    older = OlderCatalog({"t1": 1, "t3": 3})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    datacatalog_service_pb2_grpc.add_DataCatalogServiceServicer_to_server(older, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    events: list[str] = []
+    client = DataCatalogClient(f"127.0.0.1:{port}", on_event=events.append)
+    try:
+        keys = [key("t1"), key("t2"), key("t3")]
+        for _ in range(2):  # the second call goes straight to single lookups
+            got = client.lookup_many(keys)
+            assert got == [outputs(1), None, outputs(3)]
+        assert older.single_lookups == 6
+        assert "lookup_failure" not in events
+        assert events.count("hit") == 4 and events.count("miss") == 2
+    finally:
+        client.close()
+        server.stop(0)
