@@ -61,7 +61,8 @@ _WP = _NP = _TP = _CS = execution_pb2
 _USER = execution_pb2.ERROR_KIND_USER
 _SYSTEM = execution_pb2.ERROR_KIND_SYSTEM
 
-_NODE_EVENT_PHASE = {
+NODE_EVENT_PHASE: dict[NodePhase, int] = {
+    # The event phase of each engine node phase (the controller's node counts use it too).
     NodePhase.NOT_STARTED: _NP.NODE_EXECUTION_PHASE_UNSPECIFIED,
     NodePhase.QUEUED: _NP.NODE_EXECUTION_PHASE_QUEUED,
     NodePhase.RUNNING: _NP.NODE_EXECUTION_PHASE_RUNNING,
@@ -297,7 +298,7 @@ class EngineCore:
                 NodeEvent(
                     node_path=path,
                     node_id=np_.id,
-                    phase=_NODE_EVENT_PHASE[phase],
+                    phase=NODE_EVENT_PHASE[phase],
                     occurred_at=ctx.now,
                     attempt=ns.attempt,
                     parent_path=parent,

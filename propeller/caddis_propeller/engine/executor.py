@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from caddis_idl.core.v1 import compiler_pb2, identifier_pb2, literals_pb2
-from caddis_propeller.engine.core import _NODE_EVENT_PHASE as _NODE_EVENT_PHASE
 from caddis_propeller.engine.core import (
     _TP,
     _WP,

@@ -689,12 +689,12 @@ class Controller:
 
 
 def _count_nodes(gs: GraphState, counts: dict[int, int]) -> None:
-    from caddis_propeller.engine.executor import _NODE_EVENT_PHASE
+    from caddis_propeller.engine.core import NODE_EVENT_PHASE
 
     for ns in gs.nodes[2:] if len(gs.nodes) > 2 else []:
         if ns is None:
             continue
-        _count_node(ns, counts, _NODE_EVENT_PHASE)
+        _count_node(ns, counts, NODE_EVENT_PHASE)
 
 
 def _count_node(ns: NodeState, counts: dict[int, int], mapping: Mapping[Any, Any]) -> None:
