@@ -241,6 +241,40 @@ class CatalogManager:
             # Deleted by a concurrent transaction between the insert and the read: again.
         raise RuntimeError(f"artifact {artifact.id!r} kept disappearing under concurrent deletes")
 
+    def create_artifacts(
+        self, repo: CatalogRepository, artifacts: Sequence[datacatalog_pb2.Artifact]
+    ) -> datacatalog_service_pb2.CreateArtifactsResponse:
+        """Record many artifacts in one transaction, each succeeding or failing on its own.
+
+        Each artifact is recorded as :meth:`create_artifact` records it, inside a savepoint:
+        one that fails (its id exists with other content, a tag is taken, its dataset is
+        missing, a partition key is undeclared) is rolled back alone and reported in its
+        result; the others are kept. Database errors (a unique-key race) fail the whole
+        transaction, which the caller's retry repeats from scratch.
+
+        Raises:
+            InvalidArgumentError: When there are no artifacts or more than ``max_batch_size``.
+        """
+        if not artifacts:
+            raise InvalidArgumentError("at least one artifact is needed", field="artifacts")
+        if len(artifacts) > self.settings.max_batch_size:
+            raise InvalidArgumentError(
+                f"{len(artifacts)} artifacts sent; at most {self.settings.max_batch_size} per call",
+                field="artifacts",
+            )
+        response = datacatalog_service_pb2.CreateArtifactsResponse()
+        for artifact in artifacts:
+            result = response.results.add(artifact_id=artifact.id)
+            try:
+                with repo.savepoint():
+                    self.create_artifact(repo, artifact)
+            except (AlreadyExistsError, NotFoundError, InvalidArgumentError) as exc:
+                result.status = _CREATION_STATUS[type(exc)]
+                result.message = exc.message
+            else:
+                result.status = datacatalog_service_pb2.CREATION_STATUS_CREATED
+        return response
+
     def get_artifact(
         self,
         repo: CatalogRepository,
@@ -657,6 +691,13 @@ def _dataset_ref(repo: CatalogRepository, key: DatasetKey) -> DatasetRef:
     if dataset is None:
         raise NotFoundError(f"dataset {describe_dataset(key)} does not exist")
     return dataset
+
+
+_CREATION_STATUS = {
+    AlreadyExistsError: datacatalog_service_pb2.CREATION_STATUS_ALREADY_EXISTS,
+    NotFoundError: datacatalog_service_pb2.CREATION_STATUS_NOT_FOUND,
+    InvalidArgumentError: datacatalog_service_pb2.CREATION_STATUS_INVALID_ARGUMENT,
+}
 
 
 def _key_of(row: DatasetRow) -> DatasetKey:

@@ -6,9 +6,10 @@ Methods may ``flush`` but never commit: the transaction belongs to the caller
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -195,6 +196,16 @@ class CatalogRepository:
             assert self._open is not None
             session = self._session = self._open()
         return session
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that an exception rolls back alone (a SAVEPOINT).
+
+        Used to record many artifacts in one transaction, each succeeding or failing on its
+        own. The exception propagates; the transaction goes on.
+        """
+        with self._s.begin_nested():
+            yield
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the transaction commits (never if it rolls back).

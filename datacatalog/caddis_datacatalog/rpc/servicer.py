@@ -56,6 +56,16 @@ def _check_operator(operator: int, field: str) -> None:
         raise InvalidArgumentError("only EQUALS is supported", field=field)
 
 
+def _check_artifact(artifact: datacatalog_pb2.Artifact, path: str) -> None:
+    v.require_name(artifact.id, f"{path}.id")
+    v.dataset_id(artifact, "dataset", f"{path}.dataset")
+    v.artifact_data(list(artifact.data), f"{path}.data")
+    for i, partition in enumerate(artifact.partitions):
+        v.require_name(partition.key, f"{path}.partitions[{i}].key")
+    for i, tag in enumerate(artifact.tags):
+        v.require_name(tag.name, f"{path}.tags[{i}].name")
+
+
 def _handle(
     request: pb.GetArtifactRequest | pb.UpdateArtifactRequest | pb.DeleteArtifactRequest,
 ) -> ArtifactHandle:
@@ -143,15 +153,19 @@ class DataCatalogServicer(datacatalog_service_pb2_grpc.DataCatalogServiceService
         """See the IDL."""
         v.require_message(request, "artifact", "artifact")
         artifact = request.artifact
-        v.require_name(artifact.id, "artifact.id")
-        v.dataset_id(artifact, "dataset", "artifact.dataset")
-        v.artifact_data(list(artifact.data), "artifact.data")
-        for i, partition in enumerate(artifact.partitions):
-            v.require_name(partition.key, f"artifact.partitions[{i}].key")
-        for i, tag in enumerate(artifact.tags):
-            v.require_name(tag.name, f"artifact.tags[{i}].name")
+        _check_artifact(artifact, "artifact")
         self._db.run(lambda repo: self._manager.create_artifact(repo, artifact))
         return pb.CreateArtifactResponse()
+
+    def CreateArtifacts(
+        self, request: pb.CreateArtifactsRequest, context: grpc.ServicerContext
+    ) -> pb.CreateArtifactsResponse:
+        """See the IDL."""
+        artifacts = list(request.artifacts)
+        if len(artifacts) <= self._manager.settings.max_batch_size:
+            for i, artifact in enumerate(artifacts):
+                _check_artifact(artifact, f"artifacts[{i}]")
+        return self._db.run(lambda repo: self._manager.create_artifacts(repo, artifacts))
 
     def GetArtifact(
         self, request: pb.GetArtifactRequest, context: grpc.ServicerContext

@@ -10,6 +10,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,6 +21,44 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _CreationStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CreationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CreationStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CREATION_STATUS_UNSPECIFIED: _CreationStatus.ValueType  # 0
+    """Not set."""
+    CREATION_STATUS_CREATED: _CreationStatus.ValueType  # 1
+    """Recorded with its tags, or identical to a recorded artifact (whose missing tags were added)."""
+    CREATION_STATUS_ALREADY_EXISTS: _CreationStatus.ValueType  # 2
+    """The id exists with different content, or a listed tag points at another artifact; nothing
+    of this artifact was written.
+    """
+    CREATION_STATUS_NOT_FOUND: _CreationStatus.ValueType  # 3
+    """The artifact's dataset does not exist."""
+    CREATION_STATUS_INVALID_ARGUMENT: _CreationStatus.ValueType  # 4
+    """The artifact names a partition key its dataset does not declare."""
+
+class CreationStatus(_CreationStatus, metaclass=_CreationStatusEnumTypeWrapper):
+    """CreationStatus is the outcome of recording one artifact of a CreateArtifactsRequest; the
+    codes mean what CreateArtifact's status codes mean.
+    """
+
+CREATION_STATUS_UNSPECIFIED: CreationStatus.ValueType  # 0
+"""Not set."""
+CREATION_STATUS_CREATED: CreationStatus.ValueType  # 1
+"""Recorded with its tags, or identical to a recorded artifact (whose missing tags were added)."""
+CREATION_STATUS_ALREADY_EXISTS: CreationStatus.ValueType  # 2
+"""The id exists with different content, or a listed tag points at another artifact; nothing
+of this artifact was written.
+"""
+CREATION_STATUS_NOT_FOUND: CreationStatus.ValueType  # 3
+"""The artifact's dataset does not exist."""
+CREATION_STATUS_INVALID_ARGUMENT: CreationStatus.ValueType  # 4
+"""The artifact names a partition key its dataset does not declare."""
+Global___CreationStatus: _TypeAlias = CreationStatus  # noqa: Y015
 
 @_typing.final
 class CreateDatasetRequest(_message.Message):
@@ -215,6 +254,84 @@ class CreateArtifactResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateArtifactResponse: _TypeAlias = CreateArtifactResponse  # noqa: Y015
+
+@_typing.final
+class CreateArtifactsRequest(_message.Message):
+    """CreateArtifactsRequest carries the artifacts to record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTIFACTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def artifacts(self) -> _containers.RepeatedCompositeFieldContainer[_datacatalog_pb2.Artifact]:
+        """The artifacts, each as in CreateArtifactRequest; they may belong to different datasets."""
+
+    def __init__(
+        self,
+        *,
+        artifacts: _abc.Iterable[_datacatalog_pb2.Artifact] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifacts", b"artifacts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateArtifactsRequest: _TypeAlias = CreateArtifactsRequest  # noqa: Y015
+
+@_typing.final
+class CreateArtifactsResponse(_message.Message):
+    """CreateArtifactsResponse says what happened to each artifact of the request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArtifactCreation]:
+        """One result per artifact, in request order: results[i] answers artifacts[i]."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ArtifactCreation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateArtifactsResponse: _TypeAlias = CreateArtifactsResponse  # noqa: Y015
+
+@_typing.final
+class ArtifactCreation(_message.Message):
+    """ArtifactCreation is the result for one artifact of a CreateArtifactsRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTIFACT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    artifact_id: _builtins.str
+    """The artifact's id."""
+    status: Global___CreationStatus.ValueType
+    """What happened."""
+    message: _builtins.str
+    """Why, when the status is not CREATED."""
+    def __init__(
+        self,
+        *,
+        artifact_id: _builtins.str = ...,
+        status: Global___CreationStatus.ValueType = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_id", b"artifact_id", "message", b"message", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactCreation: _TypeAlias = ArtifactCreation  # noqa: Y015
 
 @_typing.final
 class GetArtifactRequest(_message.Message):

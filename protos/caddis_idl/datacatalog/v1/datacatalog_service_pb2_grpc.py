@@ -57,6 +57,11 @@ class DataCatalogServiceStub:
                 request_serializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactRequest.SerializeToString,
                 response_deserializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactResponse.FromString,
                 _registered_method=True)
+        self.CreateArtifacts = channel.unary_unary(
+                '/caddis_idl.datacatalog.v1.DataCatalogService/CreateArtifacts',
+                request_serializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactsRequest.SerializeToString,
+                response_deserializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactsResponse.FromString,
+                _registered_method=True)
         self.GetArtifact = channel.unary_unary(
                 '/caddis_idl.datacatalog.v1.DataCatalogService/GetArtifact',
                 request_serializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.GetArtifactRequest.SerializeToString,
@@ -145,6 +150,16 @@ class DataCatalogServiceServicer:
         INVALID_ARGUMENT if a partition key is not declared by the dataset, and ALREADY_EXISTS if
         the id exists with different content or a listed tag points at another artifact (nothing
         is written then).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateArtifacts(self, request, context):
+        """CreateArtifacts records many artifacts in one call and one transaction: the cache writes of
+        a map task's items. Each artifact succeeds or fails on its own, by CreateArtifact's rules,
+        and the results say which, in request order. Fails as a whole with INVALID_ARGUMENT if there
+        are no artifacts, more than the server's batch limit (1,000 by default), or a malformed one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -258,6 +273,11 @@ def add_DataCatalogServiceServicer_to_server(servicer, server):
                     servicer.CreateArtifact,
                     request_deserializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactRequest.FromString,
                     response_serializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactResponse.SerializeToString,
+            ),
+            'CreateArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateArtifacts,
+                    request_deserializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactsRequest.FromString,
+                    response_serializer=caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactsResponse.SerializeToString,
             ),
             'GetArtifact': grpc.unary_unary_rpc_method_handler(
                     servicer.GetArtifact,
@@ -421,6 +441,33 @@ class DataCatalogService:
             '/caddis_idl.datacatalog.v1.DataCatalogService/CreateArtifact',
             caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactRequest.SerializeToString,
             caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/caddis_idl.datacatalog.v1.DataCatalogService/CreateArtifacts',
+            caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactsRequest.SerializeToString,
+            caddis__idl_dot_datacatalog_dot_v1_dot_datacatalog__service__pb2.CreateArtifactsResponse.FromString,
             options,
             channel_credentials,
             insecure,

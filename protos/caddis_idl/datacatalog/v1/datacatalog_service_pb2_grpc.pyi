@@ -53,6 +53,12 @@ class DataCatalogServiceStub:
     the id exists with different content or a listed tag points at another artifact (nothing
     is written then).
     """
+    CreateArtifacts: _grpc.UnaryUnaryMultiCallable[_datacatalog_service_pb2.CreateArtifactsRequest, _datacatalog_service_pb2.CreateArtifactsResponse]
+    """CreateArtifacts records many artifacts in one call and one transaction: the cache writes of
+    a map task's items. Each artifact succeeds or fails on its own, by CreateArtifact's rules,
+    and the results say which, in request order. Fails as a whole with INVALID_ARGUMENT if there
+    are no artifacts, more than the server's batch limit (1,000 by default), or a malformed one.
+    """
     GetArtifact: _grpc.UnaryUnaryMultiCallable[_datacatalog_service_pb2.GetArtifactRequest, _datacatalog_service_pb2.GetArtifactResponse]
     """GetArtifact returns one artifact by id or by tag name (the cache lookup). Fails with
     NOT_FOUND if there is no such artifact.
@@ -123,6 +129,12 @@ class DataCatalogServiceAsyncStub(DataCatalogServiceStub):
     INVALID_ARGUMENT if a partition key is not declared by the dataset, and ALREADY_EXISTS if
     the id exists with different content or a listed tag points at another artifact (nothing
     is written then).
+    """
+    CreateArtifacts: _aio.UnaryUnaryMultiCallable[_datacatalog_service_pb2.CreateArtifactsRequest, _datacatalog_service_pb2.CreateArtifactsResponse]  # type: ignore[assignment]
+    """CreateArtifacts records many artifacts in one call and one transaction: the cache writes of
+    a map task's items. Each artifact succeeds or fails on its own, by CreateArtifact's rules,
+    and the results say which, in request order. Fails as a whole with INVALID_ARGUMENT if there
+    are no artifacts, more than the server's batch limit (1,000 by default), or a malformed one.
     """
     GetArtifact: _aio.UnaryUnaryMultiCallable[_datacatalog_service_pb2.GetArtifactRequest, _datacatalog_service_pb2.GetArtifactResponse]  # type: ignore[assignment]
     """GetArtifact returns one artifact by id or by tag name (the cache lookup). Fails with
@@ -215,6 +227,18 @@ class DataCatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ARGUMENT if a partition key is not declared by the dataset, and ALREADY_EXISTS if
         the id exists with different content or a listed tag points at another artifact (nothing
         is written then).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateArtifacts(
+        self,
+        request: _datacatalog_service_pb2.CreateArtifactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_datacatalog_service_pb2.CreateArtifactsResponse, _abc.Awaitable[_datacatalog_service_pb2.CreateArtifactsResponse]]:
+        """CreateArtifacts records many artifacts in one call and one transaction: the cache writes of
+        a map task's items. Each artifact succeeds or fails on its own, by CreateArtifact's rules,
+        and the results say which, in request order. Fails as a whole with INVALID_ARGUMENT if there
+        are no artifacts, more than the server's batch limit (1,000 by default), or a malformed one.
         """
 
     @_abc_1.abstractmethod
