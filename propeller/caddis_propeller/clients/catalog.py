@@ -9,6 +9,9 @@
   dataset yet) creates the dataset and tries again, ALREADY_EXISTS means another run recorded
   these inputs first and its artifact stands. With ``overwrite``, UpdateArtifact of the tagged
   artifact first.
+- ``put_many``: CreateArtifacts, the results of a map task's items recorded together (one
+  call and one datacatalog transaction per batch); falls back to ``put`` per item against a
+  datacatalog without the call.
 - Reservations (cache_serialize): GetOrExtendReservation / ReleaseReservation.
 
 Any failure raises (the engine then runs the task uncached and reports CACHE_LOOKUP_FAILURE or
@@ -49,6 +52,14 @@ class CatalogUnavailableError(RuntimeError):
 
 _UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
+# Recorded, or another run's result for the same tag stands (the same as put's outcomes).
+_RECORDED = {
+    datacatalog_service_pb2.CREATION_STATUS_CREATED,
+    datacatalog_service_pb2.CREATION_STATUS_ALREADY_EXISTS,
+}
+# Serialized values per CreateArtifacts call.
+_PUT_BYTES = 1024 * 1024
+
 
 class DataCatalogClient:
     """``Catalog`` implementation over a gRPC channel to the datacatalog.
@@ -84,6 +95,7 @@ class DataCatalogClient:
         self._down_until = 0.0
         self._lock = threading.Lock()
         self._batch_unsupported = False
+        self._batch_put_unsupported = False
 
     def close(self) -> None:
         """Close the channel."""
@@ -274,6 +286,130 @@ class DataCatalogClient:
             except grpc.RpcError as exc:
                 if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
                     raise
+
+    def put_many(self, entries: Sequence[tuple[CacheKey, literals_pb2.LiteralMap]]) -> list[bool]:
+        """Record many results at once (never overwriting); True for each one recorded.
+
+        An entry whose tag another run recorded first counts as recorded (its result stands),
+        as in :meth:`put`. Entries go ``batch_size`` at a time, fewer when their values are
+        large, each batch one CreateArtifacts call; a dataset that does not exist yet is
+        created and its entries sent again. A failed call raises.
+        """
+        if self._batch_put_unsupported:
+            return self._put_each(entries)
+        done = [False] * len(entries)
+        try:
+            for chunk in self._put_chunks(entries):
+                self._put_batch(entries, chunk, done)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                self._emit("put_failure")
+                _log.warning(
+                    "datacatalog put of %d results failed: %s", len(entries), exc.details()
+                )
+                raise
+            _log.warning(
+                "datacatalog at %s has no CreateArtifacts (an older version?): recording results "
+                "one by one",
+                self.endpoint,
+            )
+            self._batch_put_unsupported = True
+            return self._put_each(entries)
+        except Exception as exc:
+            self._emit("put_failure")
+            _log.warning("datacatalog put of %d results failed: %s", len(entries), exc)
+            raise
+        for ok in done:
+            self._emit("put" if ok else "put_failure")
+        return done
+
+    def _put_each(self, entries: Sequence[tuple[CacheKey, literals_pb2.LiteralMap]]) -> list[bool]:
+        done = []
+        for key, outputs in entries:
+            try:
+                self.put(key, outputs, overwrite=False)
+            except Exception:
+                done.append(False)
+            else:
+                done.append(True)
+        return done
+
+    def _put_chunks(
+        self, entries: Sequence[tuple[CacheKey, literals_pb2.LiteralMap]]
+    ) -> list[list[int]]:
+        # Bounded by count and by size, so that a request stays far below gRPC's 4 MiB.
+        chunks: list[list[int]] = [[]]
+        size = 0
+        for i, (_, outputs) in enumerate(entries):
+            item = outputs.ByteSize()
+            if chunks[-1] and (len(chunks[-1]) >= self.batch_size or size + item > _PUT_BYTES):
+                chunks.append([])
+                size = 0
+            chunks[-1].append(i)
+            size += item
+        return [c for c in chunks if c]
+
+    def _put_batch(
+        self,
+        entries: Sequence[tuple[CacheKey, literals_pb2.LiteralMap]],
+        positions: list[int],
+        done: list[bool],
+    ) -> None:
+        artifacts = []
+        for i in positions:
+            key, outputs = entries[i]
+            dataset_id = self._dataset(key)
+            artifacts.append(
+                datacatalog_pb2.Artifact(
+                    id=str(uuid.uuid4()),
+                    dataset=dataset_id,
+                    data=[
+                        datacatalog_pb2.ArtifactData(name=name, value=value)
+                        for name, value in sorted(outputs.literals.items())
+                    ],
+                    tags=[datacatalog_pb2.Tag(name=key.tag, dataset=dataset_id)],
+                )
+            )
+        pending = list(range(len(positions)))
+        for first in (True, False):
+            request = datacatalog_service_pb2.CreateArtifactsRequest(
+                artifacts=[artifacts[j] for j in pending]
+            )
+            results = self._call(self._stub.CreateArtifacts, request).results
+            if len(results) != len(pending):
+                raise RuntimeError(
+                    f"datacatalog at {self.endpoint} answered {len(results)} results to "
+                    f"{len(pending)} artifacts"
+                )
+            missing: list[int] = []
+            for j, result in zip(pending, results, strict=True):
+                if result.status in _RECORDED:
+                    done[positions[j]] = True
+                elif result.status == datacatalog_service_pb2.CREATION_STATUS_NOT_FOUND and first:
+                    missing.append(j)
+                else:
+                    _log.warning(
+                        "datacatalog did not record %s: %s",
+                        entries[positions[j]][0],
+                        result.message,
+                    )
+            if not missing:
+                return
+            # The first results of a task: its dataset does not exist yet.
+            for dataset_id in {
+                artifacts[j].dataset.SerializeToString(): artifacts[j].dataset for j in missing
+            }.values():
+                try:
+                    self._call(
+                        self._stub.CreateDataset,
+                        datacatalog_service_pb2.CreateDatasetRequest(
+                            dataset=datacatalog_pb2.Dataset(id=dataset_id)
+                        ),
+                    )
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                        raise
+            pending = missing
 
     def get_or_extend_reservation(self, key: CacheKey, owner_id: str, heartbeat: float) -> bool:
         """Take or extend the reservation; True when ``owner_id`` holds it."""

@@ -251,16 +251,23 @@ class Catalog(Protocol):
 
 @runtime_checkable
 class BatchCatalog(Protocol):
-    """Optional extension of :class:`Catalog`: many lookups in one call.
+    """Optional extension of :class:`Catalog`: many lookups, and many puts, in one call.
 
-    When the catalog has ``lookup_many``, an array node looks its items up in batches (the
-    items a round may still start) instead of one call per item; propeller's datacatalog
-    client answers a batch with one GetArtifactsByTag call. An exception fails the lookups of
-    the whole batch: those items run uncached, as after a failed single lookup.
+    When the catalog has these, an array node looks its items up in batches (the items a round
+    may still start) instead of one call per item, and records the results of the items that
+    finished in a round together; propeller's datacatalog client answers a batch with one
+    GetArtifactsByTag or CreateArtifacts call. An exception fails the whole batch: its items
+    run uncached (lookups) or report CACHE_PUT_FAILURE (puts), as after a single failure.
     """
 
     def lookup_many(self, keys: Sequence[CacheKey]) -> Sequence[literals_pb2.LiteralMap | None]:
         """Cached outputs (None for a miss) for each key, in the order of ``keys``."""
+        ...
+
+    def put_many(
+        self, entries: Sequence[tuple[CacheKey, literals_pb2.LiteralMap]]
+    ) -> Sequence[bool]:
+        """Record outputs for each key without overwriting; True for each one recorded."""
         ...
 
 

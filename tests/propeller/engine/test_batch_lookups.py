@@ -1,4 +1,4 @@
-"""Array nodes look their items up in the catalog in batches when the catalog can."""
+"""Array nodes look their items up, and record them, in batches when the catalog can."""
 
 from __future__ import annotations
 
@@ -22,8 +22,15 @@ class BatchingCatalog(InMemoryCatalog):
     def __init__(self) -> None:
         super().__init__()
         self.batches: list[int] = []
+        self.put_batches: list[int] = []
         self.attempts = 0
         self.down = False
+        self.puts_down = False
+        self.single_puts = 0
+
+    def put(self, key: CacheKey, outputs: literals_pb2.LiteralMap, *, overwrite: bool) -> None:
+        self.single_puts += 1
+        super().put(key, outputs, overwrite=overwrite)
 
     def lookup_many(self, keys: Sequence[CacheKey]) -> list[literals_pb2.LiteralMap | None]:
         self.attempts += 1
@@ -31,6 +38,14 @@ class BatchingCatalog(InMemoryCatalog):
             raise ConnectionError("catalog down")
         self.batches.append(len(keys))
         return [self.entries.get(k) for k in keys]
+
+    def put_many(self, entries: Sequence[tuple[CacheKey, literals_pb2.LiteralMap]]) -> list[bool]:
+        if self.puts_down:
+            raise ConnectionError("catalog down")
+        self.put_batches.append(len(entries))
+        for key, outputs in entries:
+            self.entries.setdefault(key, outputs)
+        return [True] * len(entries)
 
 
 def mapped(parallelism: int | None = None) -> Any:
@@ -97,3 +112,23 @@ def test_a_failed_batch_lookup_runs_the_items_uncached() -> None:
     assert catalog.attempts == 1 and catalog.lookups == 0  # one failed batch, no fallback
     assert len(catalog.entries) == 3  # the results were still recorded
     assert item_cache(state) == [CS.CATALOG_CACHE_STATUS_POPULATED] * 3
+
+
+def test_finished_items_are_recorded_in_batches() -> None:
+    env, catalog = batching_env(per_round=100)
+    xs = list(range(250))
+    state, _ = env.execute(mapped(), [SQ], {"xs": xs})
+    assert env.outputs(state) == {"ys": [x * x for x in xs]}
+    assert sum(catalog.put_batches) == 250
+    assert len(catalog.put_batches) < 250 / 10  # batches, not one call per item
+    assert catalog.single_puts == 0
+    assert item_cache(state) == [CS.CATALOG_CACHE_STATUS_POPULATED] * 250
+
+
+def test_a_failed_batch_put_reports_put_failure_and_the_node_still_succeeds() -> None:
+    env, catalog = batching_env()
+    catalog.puts_down = True
+    state, _ = env.execute(mapped(), [SQ], {"xs": [1, 2, 3]})
+    assert env.outputs(state) == {"ys": [1, 4, 9]}
+    assert catalog.entries == {}
+    assert item_cache(state) == [CS.CATALOG_CACHE_STATUS_PUT_FAILURE] * 3

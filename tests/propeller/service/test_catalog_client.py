@@ -112,6 +112,11 @@ class OlderCatalog(datacatalog_service_pb2_grpc.DataCatalogServiceServicer):
         self.answers = answers
         self.single_lookups = 0
 
+    def CreateArtifact(self, request: Any, context: grpc.ServicerContext) -> Any:
+        (tag,) = request.artifact.tags
+        self.answers.setdefault(tag.name, request.artifact.data[0].value.scalar.primitive.integer)
+        return datacatalog_service_pb2.CreateArtifactResponse()
+
     def GetArtifact(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.single_lookups += 1
         if request.tag_name not in self.answers:
@@ -139,6 +144,40 @@ def test_lookup_many_falls_back_to_single_lookups_on_an_older_datacatalog() -> N
         assert older.single_lookups == 6
         assert "lookup_failure" not in events
         assert events.count("hit") == 4 and events.count("miss") == 2
+    finally:
+        client.close()
+        server.stop(0)
+
+
+def test_put_many_records_across_datasets_and_batches_and_keeps_earlier_results(
+    datacatalog: RunningDataCatalog,
+) -> None:
+    events: list[str] = []
+    client = DataCatalogClient(datacatalog.address, on_event=events.append, batch_size=2)
+    try:
+        client.put(key("t0"), outputs(100), overwrite=False)  # an earlier run's result
+        entries = [(key(f"t{i}"), outputs(i, "z" * 2048)) for i in range(5)]
+        entries.append((key("n0", name="wf.new"), outputs(7)))  # its dataset does not exist
+        events.clear()
+        assert client.put_many(entries) == [True] * 6
+        assert events == ["put"] * 6
+        got = client.lookup_many([k for k, _ in entries])
+        values = [g.literals["o0"].scalar.primitive.integer for g in got if g is not None]
+        assert values == [100, 1, 2, 3, 4, 7]  # t0 kept the earlier result
+    finally:
+        client.close()
+
+
+def test_put_many_falls_back_to_single_puts_on_an_older_datacatalog() -> None:
+    older = OlderCatalog({})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    datacatalog_service_pb2_grpc.add_DataCatalogServiceServicer_to_server(older, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    client = DataCatalogClient(f"127.0.0.1:{port}")
+    try:
+        assert client.put_many([(key("a"), outputs(1)), (key("b"), outputs(2))]) == [True, True]
+        assert older.answers == {"a": 1, "b": 2}
     finally:
         client.close()
         server.stop(0)

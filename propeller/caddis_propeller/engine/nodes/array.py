@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 
 from caddis_idl.core.v1 import literals_pb2
+from caddis_propeller.engine.cache_keys import CacheKey
 from caddis_propeller.engine.core import _CS, _SYSTEM, _TP, EngineCore, _Ctx, _GraphRT, make_error
 from caddis_propeller.engine.interfaces import (
     Dynamic,
@@ -33,7 +34,7 @@ class _ArrayRT:
     step with them.
     """
 
-    __slots__ = ("bound", "by_handle", "inputs", "looked_up", "mapped", "outputs")
+    __slots__ = ("bound", "by_handle", "inputs", "looked_up", "mapped", "outputs", "to_put")
 
     def __init__(self, inputs: literals_pb2.LiteralMap, bound: frozenset[str], size: int) -> None:
         self.inputs = inputs
@@ -46,6 +47,9 @@ class _ArrayRT:
         # Catalog answers of items looked up ahead of their start (batch lookups): (outputs
         # or None, CatalogCacheStatus) by item index, taken when the item's turn comes.
         self.looked_up: dict[int, tuple[literals_pb2.LiteralMap | None, int]] = {}
+        # Results of items that finished this round, recorded in the catalog together at the
+        # end of the round (batch puts): (item index, cache key, outputs).
+        self.to_put: list[tuple[int, CacheKey, literals_pb2.LiteralMap]] = []
 
 
 class ArrayNodes(EngineCore):
@@ -98,6 +102,8 @@ class ArrayNodes(EngineCore):
             art = _ArrayRT(self._inputs_of(ctx, path), ap.bound, a.size)
             ns.rt = art
         self._step_array(ctx, np_, ap.sub, ns, a, art, path)
+        if art.to_put:
+            self._put_items(a, art)
         need = ap.required_successes(a.size)
         done = a.n_succeeded + a.n_failed
         impossible = a.size - a.n_failed < need
@@ -273,6 +279,39 @@ class ArrayNodes(EngineCore):
                     st = Failed(make_error("RunnerStartError", str(exc), kind=_SYSTEM))
                 self._item_status(ctx, sub, a, art, path, att, st)
 
+    def _item_cache_put(
+        self,
+        ctx: _Ctx,
+        sub: NodePlan,
+        a: ArrayState,
+        art: _ArrayRT,
+        i: int,
+        inputs: literals_pb2.LiteralMap,
+        outputs: literals_pb2.LiteralMap,
+    ) -> None:
+        """Record item ``i``'s outputs now, or with the round's other items (batch catalog)."""
+        if self._batch_catalog is None or ctx.state.options.overwrite_cache:
+            a.cache[i] = self._cache_put(ctx, sub, inputs, outputs)
+            return
+        # POPULATED until the round's batch says otherwise (see _put_items).
+        a.cache[i] = _CS.CATALOG_CACHE_STATUS_POPULATED
+        art.to_put.append((i, self._ck(sub, inputs), outputs))
+
+    def _put_items(self, a: ArrayState, art: _ArrayRT) -> None:
+        """Record the results of the items that finished this round in one batch."""
+        batch_catalog = self._batch_catalog
+        assert batch_catalog is not None
+        pending, art.to_put = art.to_put, []
+        try:
+            recorded = list(batch_catalog.put_many([(key, out) for _, key, out in pending]))
+            if len(recorded) != len(pending):
+                raise ValueError(f"{len(recorded)} answers to {len(pending)} puts")
+        except Exception:
+            recorded = [False] * len(pending)
+        for (i, _, _), ok in zip(pending, recorded, strict=True):
+            if not ok:
+                a.cache[i] = _CS.CATALOG_CACHE_STATUS_PUT_FAILURE
+
     def _item_lookup(
         self,
         sub: NodePlan,
@@ -370,7 +409,7 @@ class ArrayNodes(EngineCore):
             a.phases[i] = ItemPhase.SUCCEEDED
             a.n_succeeded += 1
             if a.cache:
-                a.cache[i] = self._cache_put(ctx, sub, att.inputs, fast)
+                self._item_cache_put(ctx, sub, a, art, i, att.inputs, fast)
             if self._item_events:
                 self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_SUCCEEDED)
             return
@@ -409,7 +448,7 @@ class ArrayNodes(EngineCore):
                 a.phases[i] = ItemPhase.SUCCEEDED
                 a.n_succeeded += 1
                 if a.cache and a.cache[i] != _CS.CATALOG_CACHE_STATUS_HIT:
-                    a.cache[i] = self._cache_put(ctx, sub, att.inputs, outputs)
+                    self._item_cache_put(ctx, sub, a, art, i, att.inputs, outputs)
                 if self._item_events:
                     self._task_event(ctx, att, _TP.TASK_EXECUTION_PHASE_SUCCEEDED, outputs_key=okey)
                 return
