@@ -1,7 +1,7 @@
 # One place for what humans and CI run. `make help` lists the targets.
 PY ?= python3
 
-.PHONY: help install gen gen-check buf-lint lint fmt typecheck imports test check
+.PHONY: help install gen gen-check buf-lint buf-breaking idl-baseline lint fmt typecheck imports test check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,6 +17,12 @@ gen-check:  ## regenerate and fail on any difference from what is committed
 
 buf-lint:  ## buf lint over protos/
 	cd protos && buf lint
+
+buf-breaking:  ## fail on IDL changes that break generated clients (against the committed baseline)
+	cd protos && buf breaking --against breaking-baseline.binpb
+
+idl-baseline:  ## record today's IDL as the baseline of buf-breaking (at a release)
+	cd protos && buf build -o breaking-baseline.binpb
 
 lint:  ## ruff lint and format check
 	ruff check .
@@ -35,4 +41,4 @@ imports:  ## import-linter contracts (the dependency direction of DESIGN.md)
 test:  ## the test suite
 	$(PY) -m pytest -n 2 -q
 
-check: gen-check buf-lint lint typecheck imports test  ## everything CI runs
+check: gen-check buf-lint buf-breaking lint typecheck imports test  ## everything CI runs
