@@ -172,53 +172,6 @@ class ProjectRepo:
             return False
         return True
 
-    def known(
-        self, request_ids: Sequence[str], entities: Sequence[str]
-    ) -> tuple[set[str], set[tuple[str, int, int, int]]]:
-        """Which of these request ids, and which events of these entities, were recorded.
-
-        Returns:
-            The recorded request ids among ``request_ids``, and the (entity, phase,
-            phase_version, attempt) keys recorded for ``entities``.
-        """
-        t = EventRecordRow.__table__.c
-        wanted = [r for r in request_ids if r]
-        conditions = []
-        if wanted:
-            conditions.append(t.request_id.in_(wanted))
-        if entities:
-            conditions.append(t.entity.in_(list(entities)))
-        ids: set[str] = set()
-        keys: set[tuple[str, int, int, int]] = set()
-        if not conditions:
-            return ids, keys
-        # One Core statement (no ORM entities) for both questions.
-        rows = self._s.execute(
-            select(t.entity, t.phase, t.phase_version, t.attempt, t.request_id).where(
-                or_(*conditions)
-            )
-        )
-        asked = set(entities)
-        for entity, phase, phase_version, attempt, request_id in rows:
-            if request_id is not None:
-                ids.add(request_id)
-            if entity in asked:
-                keys.add((entity, phase, phase_version, attempt))
-        return ids, keys
-
-    def record_many(self, records: Sequence[dict[str, Any]]) -> None:
-        """Insert event records in one statement, without savepoints.
-
-        The caller checked them against :meth:`known` under the execution's row lock; a
-        record that exists anyway fails the transaction with a duplicate key.
-
-        Args:
-            records: Column values (entity, phase, phase_version, attempt, request_id,
-                created_at) of each record.
-        """
-        if records:
-            self._s.execute(insert(EventRecordRow), list(records))
-
     def all(self) -> list[ProjectRow]:
         """Every project, by id."""
         return list(self._s.scalars(select(ProjectRow).order_by(ProjectRow.id)))
@@ -1009,51 +962,6 @@ class ScheduleRepo:
         except IntegrityError:
             return False
         return True
-
-    def known(
-        self, request_ids: Sequence[str], entities: Sequence[str]
-    ) -> tuple[set[str], set[tuple[str, int, int, int]]]:
-        """Which of these request ids, and which events of these entities, were recorded.
-
-        Returns:
-            The recorded request ids among ``request_ids``, and the (entity, phase,
-            phase_version, attempt) keys recorded for ``entities``.
-        """
-        ids: set[str] = set()
-        wanted = [r for r in request_ids if r]
-        if wanted:
-            ids = set(
-                self._s.scalars(
-                    select(EventRecordRow.request_id).where(EventRecordRow.request_id.in_(wanted))
-                )
-            )  # type: ignore[arg-type]
-        keys: set[tuple[str, int, int, int]] = set()
-        if entities:
-            keys = {
-                (e, p, v, a)
-                for e, p, v, a in self._s.execute(
-                    select(
-                        EventRecordRow.entity,
-                        EventRecordRow.phase,
-                        EventRecordRow.phase_version,
-                        EventRecordRow.attempt,
-                    ).where(EventRecordRow.entity.in_(list(entities)))
-                )
-            }
-        return ids, keys
-
-    def record_many(self, records: Sequence[dict[str, Any]]) -> None:
-        """Insert event records in one statement, without savepoints.
-
-        The caller checked them against :meth:`known` under the execution's row lock; a
-        record that exists anyway fails the transaction with a duplicate key.
-
-        Args:
-            records: Column values (entity, phase, phase_version, attempt, request_id,
-                created_at) of each record.
-        """
-        if records:
-            self._s.execute(insert(EventRecordRow), list(records))
 
     def runs(self, project: str, domain: str, lp_name: str) -> list[ScheduleRunRow]:
         """Every recorded run of a launch plan name, by scheduled time."""
