@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 
 _log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class CatalogUnavailableError(RuntimeError):
@@ -94,8 +96,8 @@ class DataCatalogClient:
         self._stub = datacatalog_service_pb2_grpc.DataCatalogServiceStub(self._channel)
         self._down_until = 0.0
         self._lock = threading.Lock()
-        self._batch_unsupported = False
-        self._batch_put_unsupported = False
+        # Batch RPCs the service answered UNIMPLEMENTED (see _batched).
+        self._unimplemented: set[str] = set()
 
     def close(self) -> None:
         """Close the channel."""
@@ -160,38 +162,27 @@ class DataCatalogClient:
         that the service cut short (its response size bound) is followed by a call for the
         remaining tags. Any failure raises, as :meth:`lookup` does.
         """
-        if self._batch_unsupported:
-            return [self.lookup(key) for key in keys]
-        results: list[literals_pb2.LiteralMap | None] = [None] * len(keys)
-        by_dataset: dict[tuple[str, str, str, str], list[int]] = {}
-        for i, key in enumerate(keys):
-            by_dataset.setdefault((key.project, key.domain, key.name, key.version), []).append(i)
-        try:
+
+        def batched() -> list[literals_pb2.LiteralMap | None]:
+            results: list[literals_pb2.LiteralMap | None] = [None] * len(keys)
+            by_dataset: dict[tuple[str, str, str, str], list[int]] = {}
+            for i, key in enumerate(keys):
+                dataset_key = (key.project, key.domain, key.name, key.version)
+                by_dataset.setdefault(dataset_key, []).append(i)
             for positions in by_dataset.values():
                 dataset = self._dataset(keys[positions[0]])
                 for start in range(0, len(positions), self.batch_size):
-                    self._lookup_batch(
-                        dataset, keys, positions[start : start + self.batch_size], results
-                    )
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                self._emit("lookup_failure")
-                _log.warning(
-                    "datacatalog batch lookup of %d keys failed: %s", len(keys), exc.details()
-                )
-                raise
-            _log.warning(
-                "datacatalog at %s has no GetArtifactsByTag (an older version?): looking keys "
-                "up one by one",
-                self.endpoint,
-            )
-            self._batch_unsupported = True
-            return [self.lookup(key) for key in keys]
-        except Exception as exc:
-            self._emit("lookup_failure")
-            _log.warning("datacatalog batch lookup of %d keys failed: %s", len(keys), exc)
-            raise
-        return results
+                    chunk = positions[start : start + self.batch_size]
+                    self._lookup_batch(dataset, keys, chunk, results)
+            return results
+
+        return self._batched(
+            "GetArtifactsByTag",
+            f"batch lookup of {len(keys)} keys",
+            "lookup_failure",
+            batched,
+            lambda: [self.lookup(key) for key in keys],
+        )
 
     def _lookup_batch(
         self,
@@ -295,33 +286,59 @@ class DataCatalogClient:
         large, each batch one CreateArtifacts call; a dataset that does not exist yet is
         created and its entries sent again. A failed call raises.
         """
-        if self._batch_put_unsupported:
-            return self._put_each(entries)
-        done = [False] * len(entries)
-        try:
+
+        def batched() -> list[bool]:
+            done = [False] * len(entries)
             for chunk in self._put_chunks(entries):
                 self._put_batch(entries, chunk, done)
+            for ok in done:
+                self._emit("put" if ok else "put_failure")
+            return done
+
+        return self._batched(
+            "CreateArtifacts",
+            f"put of {len(entries)} results",
+            "put_failure",
+            batched,
+            lambda: self._put_each(entries),
+        )
+
+    def _batched(
+        self,
+        rpc: str,
+        what: str,
+        failure: str,
+        batched: Callable[[], T],
+        one_by_one: Callable[[], T],
+    ) -> T:
+        """Run a batch call, or its one-call-per-item form once the service lacked ``rpc``.
+
+        A datacatalog that does not know ``rpc`` (UNIMPLEMENTED: an older version, e.g. during
+        a rolling upgrade) is asked one item at a time from then on. Any other failure emits
+        ``failure``, is logged and raises.
+        """
+        if rpc in self._unimplemented:
+            return one_by_one()
+        try:
+            return batched()
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                self._emit("put_failure")
-                _log.warning(
-                    "datacatalog put of %d results failed: %s", len(entries), exc.details()
-                )
+                self._batch_failed(what, failure, exc.details())
                 raise
             _log.warning(
-                "datacatalog at %s has no CreateArtifacts (an older version?): recording results "
-                "one by one",
+                "datacatalog at %s has no %s (an older version?): one call per item instead",
                 self.endpoint,
+                rpc,
             )
-            self._batch_put_unsupported = True
-            return self._put_each(entries)
+            self._unimplemented.add(rpc)
+            return one_by_one()
         except Exception as exc:
-            self._emit("put_failure")
-            _log.warning("datacatalog put of %d results failed: %s", len(entries), exc)
+            self._batch_failed(what, failure, exc)
             raise
-        for ok in done:
-            self._emit("put" if ok else "put_failure")
-        return done
+
+    def _batch_failed(self, what: str, failure: str, detail: object) -> None:
+        self._emit(failure)
+        _log.warning("datacatalog %s failed: %s", what, detail)
 
     def _put_each(self, entries: Sequence[tuple[CacheKey, literals_pb2.LiteralMap]]) -> list[bool]:
         done = []
