@@ -215,6 +215,13 @@ class _GraphRT:
             self.active[END_INDEX] = None
 
 
+def _answer(hit: literals_pb2.LiteralMap | None) -> tuple[literals_pb2.LiteralMap | None, int]:
+    """A catalog's answer as (outputs or None, CatalogCacheStatus HIT or MISS)."""
+    if hit is None:
+        return None, _CS.CATALOG_CACHE_STATUS_MISS
+    return hit, _CS.CATALOG_CACHE_STATUS_HIT
+
+
 class EngineCore:
     """State and helpers shared by the engine and its node handlers.
 
@@ -589,9 +596,7 @@ class EngineCore:
             hit = self._catalog.lookup(key)
         except Exception:
             return None, _CS.CATALOG_CACHE_STATUS_LOOKUP_FAILURE
-        if hit is None:
-            return None, _CS.CATALOG_CACHE_STATUS_MISS
-        return hit, _CS.CATALOG_CACHE_STATUS_HIT
+        return _answer(hit)
 
     def _cache_put(
         self,

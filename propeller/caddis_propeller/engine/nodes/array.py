@@ -13,7 +13,16 @@ import contextlib
 
 from caddis_idl.core.v1 import literals_pb2
 from caddis_propeller.engine.cache_keys import CacheKey
-from caddis_propeller.engine.core import _CS, _SYSTEM, _TP, EngineCore, _Ctx, _GraphRT, make_error
+from caddis_propeller.engine.core import (
+    _CS,
+    _SYSTEM,
+    _TP,
+    EngineCore,
+    _answer,
+    _Ctx,
+    _GraphRT,
+    make_error,
+)
 from caddis_propeller.engine.interfaces import (
     Dynamic,
     Failed,
@@ -336,6 +345,7 @@ class ArrayNodes(EngineCore):
             return self._lookup(self._ck(sub, inputs))
         indices = range(i, min(a.size, i + 1 + ahead))
         keys = [self._ck(sub, inputs if j == i else self._item_inputs(art, j)) for j in indices]
+        looked_up = art.looked_up
         try:
             hits = batch_catalog.lookup_many(keys)
             if len(hits) != len(keys):
@@ -344,19 +354,10 @@ class ArrayNodes(EngineCore):
             # As after a failed single lookup: these items run uncached. Remembering the
             # failure keeps a catalog that is down from being asked again for each item.
             failed = (None, _CS.CATALOG_CACHE_STATUS_LOOKUP_FAILURE)
-            art.looked_up.update((j, failed) for j in indices[1:])
-            return failed
-        looked_up = art.looked_up
-        for j, hit in zip(indices[1:], hits[1:], strict=True):
-            looked_up[j] = (
-                (hit, _CS.CATALOG_CACHE_STATUS_HIT)
-                if hit is not None
-                else (None, _CS.CATALOG_CACHE_STATUS_MISS)
-            )
-        first = hits[0]
-        if first is None:
-            return None, _CS.CATALOG_CACHE_STATUS_MISS
-        return first, _CS.CATALOG_CACHE_STATUS_HIT
+            looked_up.update((j, failed) for j in indices)
+        else:
+            looked_up.update((j, _answer(hit)) for j, hit in zip(indices, hits, strict=True))
+        return looked_up.pop(i)
 
     def _items_to_check(self, ctx: _Ctx, sub: NodePlan, a: ArrayState, art: _ArrayRT) -> list[int]:
         """In-flight items to check this round: the tracker's answer plus timed-out items."""
