@@ -255,13 +255,7 @@ class CatalogManager:
         Raises:
             InvalidArgumentError: When there are no artifacts or more than ``max_batch_size``.
         """
-        if not artifacts:
-            raise InvalidArgumentError("at least one artifact is needed", field="artifacts")
-        if len(artifacts) > self.settings.max_batch_size:
-            raise InvalidArgumentError(
-                f"{len(artifacts)} artifacts sent; at most {self.settings.max_batch_size} per call",
-                field="artifacts",
-            )
+        self.check_batch(len(artifacts), field="artifacts", item="artifact")
         response = datacatalog_service_pb2.CreateArtifactsResponse()
         for artifact in artifacts:
             result = response.results.add(artifact_id=artifact.id)
@@ -309,18 +303,23 @@ class CatalogManager:
             f"{handle.describe()} does not exist in dataset {describe_dataset(key)}"
         )
 
-    def check_batch(self, count: int) -> None:
-        """Fail unless a batch lookup of ``count`` tags is allowed.
+    def check_batch(self, count: int, *, field: str = "tag_names", item: str = "tag") -> None:
+        """Fail unless a batch call of ``count`` items is allowed (lookups or writes).
+
+        Args:
+            count: Items in the request.
+            field: The request field that holds them.
+            item: What one item is, for the message.
 
         Raises:
-            InvalidArgumentError: When there are no tags or more than ``max_batch_size``.
+            InvalidArgumentError: When there are none or more than ``max_batch_size``.
         """
         if count == 0:
-            raise InvalidArgumentError("at least one tag is needed", field="tag_names")
+            raise InvalidArgumentError(f"at least one {item} is needed", field=field)
         limit = self.settings.max_batch_size
         if count > limit:
             raise InvalidArgumentError(
-                f"{count} tags asked for; at most {limit} per call", field="tag_names"
+                f"{count} {item}s in one call; at most {limit} per call", field=field
             )
 
     def get_artifacts_by_tag(

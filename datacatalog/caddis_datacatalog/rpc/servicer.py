@@ -162,9 +162,9 @@ class DataCatalogServicer(datacatalog_service_pb2_grpc.DataCatalogServiceService
     ) -> pb.CreateArtifactsResponse:
         """See the IDL."""
         artifacts = list(request.artifacts)
-        if len(artifacts) <= self._manager.settings.max_batch_size:
-            for i, artifact in enumerate(artifacts):
-                _check_artifact(artifact, f"artifacts[{i}]")
+        self._manager.check_batch(len(artifacts), field="artifacts", item="artifact")
+        for i, artifact in enumerate(artifacts):
+            _check_artifact(artifact, f"artifacts[{i}]")
         return self._db.run(lambda repo: self._manager.create_artifacts(repo, artifacts))
 
     def GetArtifact(
