@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -137,6 +138,19 @@ def run_clients(
     return [x for per in latencies for x in per], sum(misses)
 
 
+def cache_key(tag: str) -> Any:
+    """Propeller's cache key of ``tag`` in the benchmark's dataset."""
+    from caddis_propeller.engine.cache_keys import CacheKey
+
+    return CacheKey(
+        project=DATASET.project,
+        domain=DATASET.domain,
+        name=DATASET.name,
+        version=DATASET.version,
+        tag=tag,
+    )
+
+
 def map_lookups(address: str, tags: list[str], items: int, repeats: int) -> list[str]:
     """Time a map node's item lookups: one call per item against batched calls.
 
@@ -144,17 +158,10 @@ def map_lookups(address: str, tags: list[str], items: int, repeats: int) -> list
         Markdown table rows.
     """
     from caddis_propeller.clients.catalog import DataCatalogClient
-    from caddis_propeller.engine.cache_keys import CacheKey
 
     rng = random.Random(7)
     keys = [
-        CacheKey(
-            project=DATASET.project,
-            domain=DATASET.domain,
-            name=DATASET.name,
-            version=DATASET.version,
-            tag=rng.choice(tags) if rng.random() < 0.9 else f"flyte_cached-miss-{i}",
-        )
+        cache_key(rng.choice(tags) if rng.random() < 0.9 else f"flyte_cached-miss-{i}")
         for i in range(items)
     ]
     client = DataCatalogClient(address, timeout=60.0)
@@ -190,21 +197,11 @@ def cache_writes(address: str, pid: int, count: int) -> str:
         A Markdown table row without the database column.
     """
     from caddis_propeller.clients.catalog import DataCatalogClient
-    from caddis_propeller.engine.cache_keys import CacheKey
 
     outputs = literals_pb2.LiteralMap()
     outputs.literals["o0"].scalar.primitive.integer = 1
     run = uuid.uuid4().hex[:8]
-    keys = [
-        CacheKey(
-            project=DATASET.project,
-            domain=DATASET.domain,
-            name=DATASET.name,
-            version=DATASET.version,
-            tag=f"flyte_cached-write-{run}-{i}",
-        )
-        for i in range(count + 20)
-    ]
+    keys = [cache_key(f"flyte_cached-write-{run}-{i}") for i in range(count + 20)]
     client = DataCatalogClient(address, timeout=60.0)
     try:
         for key in keys[:20]:  # connect and warm up outside the measurement

@@ -18,7 +18,6 @@ import cProfile
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -49,51 +48,39 @@ def main() -> None:
     parser.add_argument("--profile", default="")
     args = parser.parse_args()
 
-    from benchmarks.run_all import _import_copy
-    from caddis._sandbox import processes as p
+    from benchmarks.run_all import _import_copy, sandbox
     from caddis.remote import CaddisRemote
-    from tests.support import free_port
 
-    with tempfile.TemporaryDirectory(prefix="caddis-bench-sandbox-") as tmp:
-        opts = p.SandboxOptions(
-            state_dir=Path(tmp) / "sandbox", ports={s: free_port() for s in p.SERVICES}
-        )
-        opts.state_dir.mkdir()
-        p.start(opts, timeout=120, echo=lambda _m: None)
-        try:
-            with CaddisRemote(config_file=opts.state_dir / "client.yaml") as remote:
-                cc = _import_copy(Path(tmp) / "code", "count_characters")
+    with (
+        sandbox() as (tmp, state_dir),
+        CaddisRemote(config_file=state_dir / "client.yaml") as remote,
+    ):
+        cc = _import_copy(tmp / "code", "count_characters")
 
-                in_admin: list[float] = []
+        in_admin: list[float] = []
 
-                def run() -> float:
-                    began = time.perf_counter()
-                    ex = remote.execute(
-                        cc.wf, {"s1": "Pear", "s2": "Earth"}, wait=True, timeout=600
-                    )
-                    took = time.perf_counter() - began
-                    c = ex.proto.closure
-                    in_admin.append(
-                        (c.updated_at.ToNanoseconds() - c.created_at.ToNanoseconds()) / 1e9
-                    )
-                    if not ex.is_successful or ex.outputs != {"o0": 3}:
-                        raise RuntimeError(f"{ex.name} {ex.phase}: {ex.error} {ex.outputs}")
-                    return took
+        def run() -> float:
+            began = time.perf_counter()
+            ex = remote.execute(cc.wf, {"s1": "Pear", "s2": "Earth"}, wait=True, timeout=600)
+            took = time.perf_counter() - began
+            c = ex.proto.closure
+            in_admin.append((c.updated_at.ToNanoseconds() - c.created_at.ToNanoseconds()) / 1e9)
+            if not ex.is_successful or ex.outputs != {"o0": 3}:
+                raise RuntimeError(f"{ex.name} {ex.phase}: {ex.error} {ex.outputs}")
+            return took
 
-                first = run()
-                in_admin.clear()
-                cpu_before = _cpu(opts.state_dir)
-                times = [run() for _ in range(args.reps)]
-                cpu_after = _cpu(opts.state_dir)
-                admin_times = list(in_admin)
-                if args.profile:
-                    prof = cProfile.Profile()
-                    prof.enable()
-                    run()
-                    prof.disable()
-                    prof.dump_stats(args.profile)
-        finally:
-            p.stop(opts.state_dir, echo=lambda _m: None)
+        first = run()
+        in_admin.clear()
+        cpu_before = _cpu(state_dir)
+        times = [run() for _ in range(args.reps)]
+        cpu_after = _cpu(state_dir)
+        admin_times = list(in_admin)
+        if args.profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            run()
+            prof.disable()
+            prof.dump_stats(args.profile)
     print(
         json.dumps(
             {

@@ -26,6 +26,7 @@ flytekit/caddis ratio (above 1 means caddis is faster).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -36,7 +37,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,13 +230,17 @@ def _import_copy(code_dir: Path, example: str) -> Any:
     return importlib.import_module(name)
 
 
-def remote_examples(res: Results, quick: bool) -> None:
-    """count_characters and a fully cached rerun through the sandbox (SQLite, local dir)."""
+@contextlib.contextmanager
+def sandbox() -> Iterator[tuple[Path, Path]]:
+    """A sandbox on embedded defaults in a temporary directory, stopped at the end.
+
+    Yields:
+        The temporary directory (for code copies) and the sandbox's state directory (its
+        ``client.yaml``, the services' pid files).
+    """
     from caddis._sandbox import processes as p
-    from caddis.remote import CaddisRemote
     from tests.support import free_port
 
-    reps = 2 if quick else 10
     with tempfile.TemporaryDirectory(prefix="caddis-bench-sandbox-") as tmp:
         opts = p.SandboxOptions(
             state_dir=Path(tmp) / "sandbox", ports={s: free_port() for s in p.SERVICES}
@@ -243,41 +248,52 @@ def remote_examples(res: Results, quick: bool) -> None:
         opts.state_dir.mkdir()
         p.start(opts, timeout=120, echo=lambda _m: None)
         try:
-            with CaddisRemote(config_file=opts.state_dir / "client.yaml") as remote:
-                cc = _import_copy(Path(tmp) / "code", "count_characters")
-                cp = _import_copy(Path(tmp) / "code", "cached_pipeline")
-
-                def run(entity: Any, inputs: dict[str, Any], expect: Any = None) -> float:
-                    began = time.perf_counter()
-                    ex = remote.execute(entity, inputs, wait=True, timeout=600)
-                    took = time.perf_counter() - began
-                    if not ex.is_successful:
-                        raise RuntimeError(f"{ex.name} {ex.phase}: {ex.error}")
-                    if expect is not None and ex.outputs != {"o0": expect}:
-                        raise RuntimeError(f"{ex.name}: {ex.outputs} != {expect}")
-                    return took
-
-                # The first launch registers the code (bundle upload); later ones do not.
-                first = run(cc.wf, {"s1": "Pear", "s2": "Earth"}, 3)
-                times = [run(cc.wf, {"s1": "Pear", "s2": "Earth"}, 3) for _ in range(reps)]
-                res.add(
-                    "count_characters remote (sandbox, launch to outputs)",
-                    "ms",
-                    statistics.median(times) * 1e3,
-                    note=f"median of {reps}; first launch incl. registration "
-                    f"{first * 1e3:.0f} ms; 19 tasks in a @dynamic",
-                )
-                inputs = {"n": 1000, "report_style": "long"}
-                fill = run(cp.pipeline, inputs)
-                times = [run(cp.pipeline, inputs) for _ in range(reps)]
-                res.add(
-                    "fully cached rerun remote (cached_pipeline, 4 cached tasks)",
-                    "ms",
-                    statistics.median(times) * 1e3,
-                    note=f"median of {reps}; the run filling the cache took {fill * 1e3:.0f} ms",
-                )
+            yield Path(tmp), opts.state_dir
         finally:
             p.stop(opts.state_dir, echo=lambda _m: None)
+
+
+def remote_examples(res: Results, quick: bool) -> None:
+    """count_characters and a fully cached rerun through the sandbox (SQLite, local dir)."""
+    from caddis.remote import CaddisRemote
+
+    reps = 2 if quick else 10
+    with (
+        sandbox() as (tmp, state_dir),
+        CaddisRemote(config_file=state_dir / "client.yaml") as remote,
+    ):
+        cc = _import_copy(tmp / "code", "count_characters")
+        cp = _import_copy(tmp / "code", "cached_pipeline")
+
+        def run(entity: Any, inputs: dict[str, Any], expect: Any = None) -> float:
+            began = time.perf_counter()
+            ex = remote.execute(entity, inputs, wait=True, timeout=600)
+            took = time.perf_counter() - began
+            if not ex.is_successful:
+                raise RuntimeError(f"{ex.name} {ex.phase}: {ex.error}")
+            if expect is not None and ex.outputs != {"o0": expect}:
+                raise RuntimeError(f"{ex.name}: {ex.outputs} != {expect}")
+            return took
+
+        # The first launch registers the code (bundle upload); later ones do not.
+        first = run(cc.wf, {"s1": "Pear", "s2": "Earth"}, 3)
+        times = [run(cc.wf, {"s1": "Pear", "s2": "Earth"}, 3) for _ in range(reps)]
+        res.add(
+            "count_characters remote (sandbox, launch to outputs)",
+            "ms",
+            statistics.median(times) * 1e3,
+            note=f"median of {reps}; first launch incl. registration "
+            f"{first * 1e3:.0f} ms; 19 tasks in a @dynamic",
+        )
+        inputs = {"n": 1000, "report_style": "long"}
+        fill = run(cp.pipeline, inputs)
+        times = [run(cp.pipeline, inputs) for _ in range(reps)]
+        res.add(
+            "fully cached rerun remote (cached_pipeline, 4 cached tasks)",
+            "ms",
+            statistics.median(times) * 1e3,
+            note=f"median of {reps}; the run filling the cache took {fill * 1e3:.0f} ms",
+        )
 
 
 def propeller_scale(res: Results, quick: bool) -> None:
